@@ -1,0 +1,48 @@
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace pelab::cli {
+
+void add_eval(CLI::App& app) {
+  struct Args {
+    std::string run_dir, split = "test";
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("eval", "Evaluate a run's checkpoint on its data");
+  cmd->add_option("run", args->run_dir, "run folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--split", args->split, "test | train | all")
+      ->check(CLI::IsMember({"test", "train", "all"}));
+  cmd->add_flag("--json", args->json, "print {\"accuracy\":..,\"loss\":..,\"samples\":..}");
+  cmd->callback([args] {
+    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
+    configure_threads(state.config.train.threads);
+    const DatasetSplit split = make_split(state.config.task);
+    const int64_t batch = state.config.train.eval_batch_size > 0
+                              ? state.config.train.eval_batch_size
+                              : state.config.train.batch_size;
+    EvalResult r;
+    if (args->split == "all") {
+      const EvalResult a = evaluate(state.model, split.train, batch);
+      const EvalResult b = evaluate(state.model, split.test, batch);
+      r.samples = a.samples + b.samples;
+      r.loss = (a.loss * a.samples + b.loss * b.samples) / double(r.samples);
+      r.accuracy = (a.accuracy * a.samples + b.accuracy * b.samples) / double(r.samples);
+    } else {
+      r = evaluate(state.model, args->split == "train" ? split.train : split.test, batch);
+    }
+    if (args->json) {
+      nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"samples", r.samples}};
+      fmt::print("{}\n", j.dump());
+    } else {
+      fmt::print("{} split of {} (epoch {}): accuracy {:.4f}  loss {:.4f}  samples {}\n",
+                 args->split, args->run_dir, state.epochs_done, r.accuracy, r.loss, r.samples);
+    }
+  });
+}
+
+}  // namespace pelab::cli

@@ -1,0 +1,36 @@
+// pelab: positional-encoding lab. Entry point; every subcommand lives in its own file.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "train/checkpoint.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "pelab: train Transformers with any positional encoding on content/position tasks, and see "
+      "why each encoding works.\nRun `pelab COMMAND --help` for a command's options."};
+  app.require_subcommand(1);
+  pelab::cli::add_train(app);
+  pelab::cli::add_eval(app);
+  pelab::cli::add_export(app);
+  pelab::cli::add_pe(app);
+  pelab::cli::add_config(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const pelab::ConfigError& e) {
+    fmt::print(stderr, "pelab: config error: {}\n", e.what());
+    return 2;
+  } catch (const pelab::CheckpointError& e) {
+    fmt::print(stderr, "pelab: checkpoint error: {}\n", e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "pelab: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+#include "model/attention.h"
+
+#include <cmath>
+
+namespace pelab {
+
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
+  const auto B = x.size(0), L = x.size(1);
+  return x.view({B, L, heads, x.size(2) / heads}).transpose(1, 2);
+}
+
+torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const AttentionInputs& in,
+                     double attention_dropout, bool training) {
+  if (in.record) in.record->logits = logits.detach();
+  if (in.additive_mask.defined()) logits = logits + in.additive_mask;
+  auto probabilities = torch::softmax(logits, -1);
+  if (in.record) in.record->probabilities = probabilities.detach();
+  if (attention_dropout > 0 && training)
+    probabilities = torch::dropout(probabilities, attention_dropout, true);
+  auto mixed = torch::matmul(probabilities, values);  // [B, H, L, Dv]
+  const auto B = mixed.size(0), H = mixed.size(1), L = mixed.size(2), Dv = mixed.size(3);
+  return mixed.transpose(1, 2).reshape({B, L, H * Dv});
+}
+
+MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, PositionalEncodingPtr pe)
+    : heads_(config.n_heads),
+      head_dim_(config.d_model / config.n_heads),
+      attention_dropout_(config.attention_dropout),
+      pe_(std::move(pe)) {
+  const auto d = config.d_model;
+  query = register_module("query", torch::nn::Linear(d, d));
+  key = register_module("key", torch::nn::Linear(d, d));
+  value = register_module("value", torch::nn::Linear(d, d));
+  output = register_module("output", torch::nn::Linear(d, d));
+}
+
+torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
+  auto q = split_heads(query(in.queries_from), heads_);
+  auto k = split_heads(key(in.keys_from), heads_);
+  auto v = split_heads(value(in.keys_from), heads_);
+  std::tie(q, k) = pe_->rotate(q, k, in.positions);
+  auto logits = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(head_dim_));
+  auto bias = pe_->bias(q.size(2), in.layer);
+  if (bias.defined()) logits = logits + bias;
+  return output(attend(logits, v, in, attention_dropout_, is_training()));
+}
+
+}  // namespace pelab

@@ -1,0 +1,57 @@
+// Attention blocks on the explicit path: logits, the PE's bias, the mask, softmax and dropout are
+// separate LibTorch ops, so analysis can read logits and probabilities and mask heads.
+// Two kinds share one interface: standard multi-head attention (every PE but mla) and
+// multi-head latent attention (mla.h).
+#pragma once
+
+#include <torch/torch.h>
+
+#include "config/config.h"
+#include "pe/pe.h"
+
+namespace pelab {
+
+// Optional taps for analysis: when a pointer is set, the block stores its tensors there.
+struct AttentionRecord {
+  torch::Tensor logits;         // [B, H, L, L] before the mask and softmax (bias included)
+  torch::Tensor probabilities;  // [B, H, L, L] after softmax (before attention dropout)
+};
+
+struct AttentionInputs {
+  torch::Tensor queries_from;  // [B, L, d_model]: the normalised residual stream
+  torch::Tensor keys_from;     // [B, L, d_model]: residual stream or input embeddings
+  torch::Tensor additive_mask; // broadcastable to [B, H, L, L] with 0 / -inf; undefined = none
+  torch::Tensor positions;     // [L] int64
+  int64_t layer = 0;
+  AttentionRecord* record = nullptr;
+};
+
+class AttentionBlock : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const AttentionInputs& inputs) = 0;
+};
+
+// Softmax over keys, attention dropout, weighted sum of values and the head merge, shared by
+// both attention kinds. logits: [B, H, L, L] (scaled, bias added); values: [B, H, L, Dv].
+// Returns [B, L, H * Dv].
+torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const AttentionInputs& in,
+                     double attention_dropout, bool training);
+
+// [B, L, H * D] -> [B, H, L, D]
+torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
+
+class MultiHeadAttention : public AttentionBlock {
+ public:
+  MultiHeadAttention(const ModelConfig& config, PositionalEncodingPtr pe);
+  torch::Tensor forward(const AttentionInputs& inputs) override;
+
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, output{nullptr};
+
+ private:
+  int64_t heads_;
+  int64_t head_dim_;
+  double attention_dropout_;
+  PositionalEncodingPtr pe_;  // shared with the model; not registered here
+};
+
+}  // namespace pelab

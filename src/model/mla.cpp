@@ -1,0 +1,58 @@
+#include "model/mla.h"
+
+#include <cmath>
+
+namespace pelab {
+
+RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps_) * weight;
+}
+
+LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
+    : heads_(c.n_heads),
+      head_dim_(c.d_model / c.n_heads),
+      rope_dim_(c.mla_rope_dim),
+      shared_rotary_query_(c.mla_shared_rotary_query),
+      attention_dropout_(c.attention_dropout),
+      pe_(std::move(pe)) {
+  using torch::nn::Linear;
+  using torch::nn::LinearOptions;
+  const auto d = c.d_model, inner = c.n_heads * head_dim_;
+  kv_down = register_module("kv_down", Linear(d, c.mla_kv_latent));
+  kv_norm = register_module("kv_norm", RmsNorm(c.mla_kv_latent));
+  key_up = register_module("key_up", Linear(LinearOptions(c.mla_kv_latent, inner).bias(false)));
+  value_up = register_module("value_up", Linear(LinearOptions(c.mla_kv_latent, inner).bias(false)));
+  key_rope = register_module("key_rope", Linear(LinearOptions(d, rope_dim_).bias(false)));
+  int64_t query_in = d;
+  if (c.mla_q_latent > 0) {
+    query_down = register_module("query_down", Linear(d, c.mla_q_latent));
+    query_norm = register_module("query_norm", RmsNorm(c.mla_q_latent));
+    query_in = c.mla_q_latent;
+  }
+  query_up = register_module("query_up", Linear(LinearOptions(query_in, inner).bias(false)));
+  const int64_t rotary_queries = shared_rotary_query_ ? 1 : heads_;
+  query_rope = register_module(
+      "query_rope", Linear(LinearOptions(query_in, rotary_queries * rope_dim_).bias(false)));
+  output = register_module("output", Linear(inner, d));
+}
+
+torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
+  auto latent_kv = kv_norm(kv_down(in.keys_from));  // [B, L, d_c]
+  auto k_content = split_heads(key_up(latent_kv), heads_);
+  auto v = split_heads(value_up(latent_kv), heads_);
+  auto k_rotary = key_rope(in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
+  auto query_source = !query_down.is_empty() ? query_norm(query_down(in.queries_from)) : in.queries_from;
+  auto q_content = split_heads(query_up(query_source), heads_);
+  auto q_rotary = split_heads(query_rope(query_source), shared_rotary_query_ ? 1 : heads_);
+  std::tie(q_rotary, k_rotary) = pe_->rotate(q_rotary, k_rotary, in.positions);
+  auto logits = torch::matmul(q_content, k_content.transpose(-2, -1)) +
+                torch::matmul(q_rotary, k_rotary.transpose(-2, -1));  // broadcasts shared parts
+  logits = logits / std::sqrt(double(head_dim_ + rope_dim_));
+  return output(attend(logits, v, in, attention_dropout_, is_training()));
+}
+
+}  // namespace pelab

@@ -1,0 +1,103 @@
+#include "model/transformer.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "model/mla.h"
+
+namespace pelab {
+
+BlockImpl::BlockImpl(const ModelConfig& c, PositionalEncodingPtr pe)
+    : keys_from_embeddings_(c.kv_source == "embedding"),
+      gelu_(c.activation == "gelu"),
+      dropout_(c.dropout) {
+  attention_norm = register_module("attention_norm",
+                                   torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  if (pe->kind() == PeKind::kLatentAttention) {
+    attention = register_module("attention", std::make_shared<LatentAttention>(c, pe));
+  } else {
+    attention = register_module("attention", std::make_shared<MultiHeadAttention>(c, pe));
+  }
+  ffn_norm =
+      register_module("ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  ffn_in = register_module("ffn_in", torch::nn::Linear(c.d_model, c.d_ff));
+  ffn_out = register_module("ffn_out", torch::nn::Linear(c.d_ff, c.d_model));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& embeddings,
+                                 AttentionInputs in) {
+  auto normed = attention_norm(x);
+  in.queries_from = normed;
+  in.keys_from = keys_from_embeddings_ ? embeddings : normed;
+  auto h = x + torch::dropout(attention->forward(in), dropout_, is_training());
+  auto f = ffn_in(ffn_norm(h));
+  f = gelu_ ? torch::gelu(f) : torch::relu(f);
+  return h + torch::dropout(ffn_out(f), dropout_, is_training());
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
+                                 int64_t max_len)
+    : config_(c), max_len_(max_len) {
+  pe = register_module("pe", make_pe(PeOptions{c, max_len}));
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size, c.d_model));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t l = 0; l < c.n_layers; ++l) blocks->push_back(Block(c, pe));
+  if (c.final_norm)
+    final_norm = register_module("final_norm",
+                                 torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  classifier = register_module("classifier", torch::nn::Linear(c.d_model, num_classes));
+}
+
+torch::Tensor TransformerImpl::additive_mask(const torch::Tensor& valid) const {
+  const auto L = valid.size(1);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  if (config_.mask == "padding") {
+    // [B, 1, 1, L]: no query attends to a pad key.
+    auto zeros = torch::zeros(valid.sizes(), torch::kFloat);
+    return zeros.masked_fill(valid.logical_not(), neg_inf).view({valid.size(0), 1, 1, L});
+  }
+  if (config_.mask == "causal") {
+    // Right padding means a valid query never sees a pad key under the causal mask.
+    return torch::full({L, L}, neg_inf).triu(1).view({1, 1, L, L});
+  }
+  return {};
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
+                                       const ForwardOptions& options) {
+  const auto L = tokens.size(1);
+  TORCH_CHECK(L <= max_len_, "sequence length ", L, " exceeds the model's max_len ", max_len_);
+  auto x = token_embedding(tokens);
+  auto absolute = pe->embedding(L);
+  if (absolute.defined()) x = x + absolute.unsqueeze(0);
+  x = torch::dropout(x, config_.dropout, is_training());
+  const auto embeddings = x;
+  auto valid = torch::arange(L, torch::kLong).unsqueeze(0) < lengths.unsqueeze(1);  // [B, L]
+  AttentionInputs in;
+  in.additive_mask = additive_mask(valid);
+  in.positions = torch::arange(L, torch::kLong);
+  if (options.attention_records) options.attention_records->assign(blocks->size(), {});
+  for (std::size_t l = 0; l < blocks->size(); ++l) {
+    in.layer = static_cast<int64_t>(l);
+    in.record = options.attention_records ? &(*options.attention_records)[l] : nullptr;
+    x = blocks[l]->as<Block>()->forward(x, embeddings, in);
+  }
+  if (!final_norm.is_empty()) x = final_norm(x);
+  torch::Tensor pooled;
+  if (config_.pooling == "valid") {
+    auto weights = valid.to(x.dtype()).unsqueeze(2);  // [B, L, 1]
+    pooled = (x * weights).sum(1) / weights.sum(1).clamp_min(1.0);
+  } else {
+    pooled = x.mean(1);  // authors: pads are averaged in
+  }
+  return classifier(pooled);
+}
+
+Transformer build_model(const Config& config) {
+  torch::manual_seed(static_cast<uint64_t>(config.train.seed));
+  return Transformer(config.model, config.task.vocab_size, num_classes(config.task),
+                     config.task.seq_len);
+}
+
+}  // namespace pelab

@@ -1,0 +1,175 @@
+#include "train/checkpoint.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace pelab {
+namespace fs = std::filesystem;
+
+fs::path checkpoint_path(const fs::path& run_dir) { return run_dir / "checkpoint.pt"; }
+
+void write_file_atomically(const fs::path& file, const std::string& contents) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << contents;
+    out.flush();
+    if (!out) {
+      fs::remove(tmp);
+      throw std::runtime_error(fmt::format("cannot write '{}'", file.string()));
+    }
+  }
+  fs::rename(tmp, file);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const Config& config, Transformer& model) {
+  const auto& t = config.train;
+  auto options = torch::optim::AdamWOptions(t.lr)
+                     .betas({t.beta1, t.beta2})
+                     .weight_decay(t.weight_decay);
+  return std::make_unique<torch::optim::AdamW>(model->parameters(), options);
+}
+
+TrainState fresh_state(const Config& config) {
+  TrainState state;
+  state.config = config;
+  state.model = build_model(config);
+  state.optimizer = make_optimizer(config, state.model);
+  return state;
+}
+
+std::string metrics_to_json(const std::vector<EpochMetrics>& history) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : history)
+    out.push_back({{"epoch", m.epoch},
+                   {"train_loss", m.train_loss},
+                   {"train_accuracy", m.train_accuracy},
+                   {"test_loss", m.test_loss},
+                   {"test_accuracy", m.test_accuracy},
+                   {"lr", m.lr},
+                   {"seconds", m.seconds},
+                   {"train_samples_per_s", m.train_samples_per_s}});
+  return out.dump(1);
+}
+
+std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
+  std::vector<EpochMetrics> history;
+  for (const auto& j : nlohmann::json::parse(text)) {
+    EpochMetrics m;
+    m.epoch = j.at("epoch");
+    m.train_loss = j.at("train_loss");
+    m.train_accuracy = j.at("train_accuracy");
+    m.test_loss = j.at("test_loss");
+    m.test_accuracy = j.at("test_accuracy");
+    m.lr = j.at("lr");
+    m.seconds = j.at("seconds");
+    m.train_samples_per_s = j.at("train_samples_per_s");
+    history.push_back(m);
+  }
+  return history;
+}
+
+void save_checkpoint(const TrainState& state, const fs::path& file) {
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  archive.write("config", c10::IValue(to_toml(state.config)));
+  archive.write("epochs_done", c10::IValue(state.epochs_done));
+  archive.write("steps_done", c10::IValue(state.steps_done));
+  archive.write("metrics", c10::IValue(metrics_to_json(state.history)));
+  archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  state.model->save(model_archive);
+  state.optimizer->save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  const fs::path tmp = file.string() + ".tmp";
+  try {
+    archive.save_to(tmp.string());
+    fs::rename(tmp, file);
+  } catch (const std::exception& e) {
+    fs::remove(tmp);
+    throw CheckpointError(fmt::format("cannot write checkpoint '{}': {}", file.string(), e.what()));
+  }
+}
+
+namespace {
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// Copies every parameter and buffer of `model` from the archive, checking names and shapes.
+void load_model_tensors(torch::nn::Module& model, torch::serialize::InputArchive& archive,
+                        const fs::path& file) {
+  auto load = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
+    torch::Tensor stored;
+    if (!archive.try_read(name, stored, is_buffer))
+      throw CheckpointError(fmt::format(
+          "checkpoint '{}' does not match its configuration: tensor '{}' is missing",
+          file.string(), name));
+    if (stored.sizes() != target.sizes())
+      throw CheckpointError(fmt::format(
+          "checkpoint '{}' does not match its configuration: tensor '{}' has shape {} but the "
+          "model expects {}",
+          file.string(), name, fmt::join(stored.sizes(), "x"), fmt::join(target.sizes(), "x")));
+    torch::NoGradGuard no_grad;
+    target.copy_(stored);
+  };
+  for (auto& p : model.named_parameters()) load(p.key(), p.value(), false);
+  for (auto& b : model.named_buffers()) load(b.key(), b.value(), true);
+}
+
+}  // namespace
+
+TrainState load_checkpoint(const fs::path& file) {
+  if (!fs::exists(file))
+    throw CheckpointError(fmt::format("no checkpoint at '{}' (is this a pelab run folder?)",
+                                      file.string()));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const c10::Error& e) {
+    throw CheckpointError(fmt::format("checkpoint '{}' is corrupt or not a pelab checkpoint: {}",
+                                      file.string(), first_line(e.what_without_backtrace())));
+  }
+  TrainState state;
+  try {
+    c10::IValue format, config_text, epochs, steps, metrics;
+    if (!archive.try_read("format", format) || !format.isString() ||
+        format.toStringRef() != kCheckpointFormat)
+      throw CheckpointError(fmt::format("'{}' is not a {} file", file.string(), kCheckpointFormat));
+    archive.read("config", config_text);
+    archive.read("epochs_done", epochs);
+    archive.read("steps_done", steps);
+    archive.read("metrics", metrics);
+    try {
+      state.config = config_from_toml(config_text.toStringRef(), file.string() + " (config)");
+    } catch (const ConfigError& e) {
+      throw CheckpointError(fmt::format("checkpoint '{}' holds an invalid configuration: {}",
+                                        file.string(), e.what()));
+    }
+    state.epochs_done = epochs.toInt();
+    state.steps_done = steps.toInt();
+    state.history = metrics_from_json(metrics.toStringRef());
+    state.model = build_model(state.config);
+    torch::serialize::InputArchive model_archive, optimizer_archive;
+    archive.read("model", model_archive);
+    load_model_tensors(*state.model, model_archive, file);
+    state.optimizer = make_optimizer(state.config, state.model);
+    archive.read("optimizer", optimizer_archive);
+    state.optimizer->load(optimizer_archive);
+    torch::Tensor rng;
+    archive.read("rng_state", rng);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    generator.set_state(rng);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CheckpointError(fmt::format("checkpoint '{}' is damaged or from another version: {}",
+                                      file.string(), first_line(e.what())));
+  }
+  return state;
+}
+
+}  // namespace pelab

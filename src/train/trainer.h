@@ -1,0 +1,47 @@
+// Training and evaluation. The trainer reads a Config, generates the task, and trains with AdamW
+// and a warm-up + cosine schedule stepped per batch, evaluating on the test split every epoch and
+// checkpointing the run folder atomically after each epoch.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+
+#include "tasks/task.h"
+#include "train/checkpoint.h"
+
+namespace pelab {
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;
+  int64_t samples = 0;
+};
+
+// Eval mode, no gradients; restores the model's previous mode.
+EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size);
+
+// Sets LibTorch's intra-op threads (0 = all cores).
+void configure_threads(int64_t threads);
+
+// The train/test split a configuration describes (regenerated deterministically).
+DatasetSplit make_split(const TaskConfig& task);
+
+struct TrainOptions {
+  bool progress = true;   // progress line on stderr
+  bool quiet = false;     // no per-epoch lines on stdout
+  // Stop after this many epochs in this call (0 = run to train.epochs); used to test resume.
+  int64_t max_epochs_this_call = 0;
+};
+
+// Trains `state` from its epochs_done to config.train.epochs, checkpointing into run_dir after
+// every epoch. Returns the final state (also in run_dir).
+void train(TrainState& state, const std::filesystem::path& run_dir, const TrainOptions& options);
+
+// Creates run_dir (refusing one that already holds a checkpoint), writes config.toml, trains.
+void train_new_run(const Config& config, const std::filesystem::path& run_dir,
+                   const TrainOptions& options);
+// Loads run_dir's checkpoint and continues to train.epochs.
+void resume_run(const std::filesystem::path& run_dir, const TrainOptions& options,
+                int64_t new_total_epochs = 0);
+
+}  // namespace pelab
