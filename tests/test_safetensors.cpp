@@ -72,7 +72,7 @@ TEST_F(Safetensors, RoundTrip) {
   const auto half = torch::randn({5}).to(torch::kBFloat16);
   const auto i32 = torch::tensor({7, -8, 9}, torch::kInt32);
   const std::vector<std::pair<std::string, torch::Tensor>> tensors = {
-      {"z.f32", f32},     {"a.f64", f64}, {"m.i64", i64},   {"scalar", scalar}, {"strided", strided},
+      {"z.f32", f32},   {"a.f64", f64},   {"m.i64", i64}, {"scalar", scalar}, {"strided", strided},
       {"empty", empty}, {"flags", flags}, {"bf16", half}, {"i32", i32},
   };
   const std::map<std::string, std::string> meta = {{"config", "[model]\npe = \"rope\"\n"},
@@ -111,7 +111,8 @@ TEST_F(Safetensors, HeaderBytesParsedByHand) {
   const std::string bytes = read_bytes(p);
   ASSERT_GE(bytes.size(), 8u);
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   EXPECT_EQ(n % 8, 0u);
   ASSERT_EQ(bytes.size(), 8 + n + 12 + 32 + 8);
   const std::string header = bytes.substr(8, n);

@@ -33,8 +33,8 @@ void validate_count(const TaskConfig& t) {
   require(t.count_min >= 0, "count_min", t.count_min, "an integer >= 0");
   require(t.count_max >= t.count_min, "count_max", t.count_max,
           "an integer >= task.count_min = " + std::to_string(t.count_min));
-  require(t.count_length >= t.count_max, "count_length", t.count_length,
-          "an integer >= task.count_max = " + std::to_string(t.count_max));
+  require(t.count_max <= t.count_length, "count_max", t.count_max,
+          "an integer <= task.count_length = " + std::to_string(t.count_length));
   require(t.count_length >= 1, "count_length", t.count_length, "an integer >= 1");
   require(t.count_length <= t.seq_len, "count_length", t.count_length,
           "an integer <= task.seq_len = " + std::to_string(t.seq_len));

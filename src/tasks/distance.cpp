@@ -40,15 +40,14 @@ void validate_distance(const TaskConfig& t) {
   check_range("right", t.distance_right_min, t.distance_right_max);
   require(t.vocab_size > kFirstNonTrigger, "vocab_size", t.vocab_size,
           "an integer >= 4 for the distance task (0 = pad, 1 and 2 = triggers, fillers from 3)");
-  const int64_t longest =
-      t.distance_left_max + t.distance_between_max + t.distance_right_max + 2;
+  const int64_t longest = t.distance_left_max + t.distance_between_max + t.distance_right_max + 2;
   if (longest > t.seq_len) {
-    throw ConfigError(
-        "task.distance_between_max: value " + std::to_string(t.distance_between_max) +
-        " makes the longest sequence distance_left_max + distance_between_max + "
-        "distance_right_max + 2 = " +
-        std::to_string(longest) + " exceed task.seq_len = " + std::to_string(t.seq_len) +
-        "; accepted: left_max + between_max + right_max + 2 <= seq_len");
+    throw ConfigError("task.distance_between_max: value " + std::to_string(t.distance_between_max) +
+                      " makes the longest sequence distance_left_max + distance_between_max + "
+                      "distance_right_max + 2 = " +
+                      std::to_string(longest) +
+                      " exceed task.seq_len = " + std::to_string(t.seq_len) +
+                      "; accepted: left_max + between_max + right_max + 2 <= seq_len");
   }
 }
 

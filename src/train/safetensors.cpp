@@ -104,7 +104,8 @@ void write_safetensors(const std::filesystem::path& path,
     const DtypeInfo* dtype = dtype_by_type(tensor.scalar_type());
     if (dtype == nullptr) {
       refuse(path, "tensor '" + name + "' has unsupported dtype " +
-             std::string(c10::toString(tensor.scalar_type())) + "; accepted: " + accepted_dtypes());
+                       std::string(c10::toString(tensor.scalar_type())) +
+                       "; accepted: " + accepted_dtypes());
     }
     torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * dtype->itemsize;
@@ -148,8 +149,9 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   uint64_t header_len = 0;
   for (size_t i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
   if (header_len > file_size - 8) {
-    fail(path, "header length " + std::to_string(header_len) + " runs beyond the end of the file (" +
-                   std::to_string(file_size) + " bytes); the file is truncated or not safetensors");
+    fail(path, "header length " + std::to_string(header_len) +
+                   " runs beyond the end of the file (" + std::to_string(file_size) +
+                   " bytes); the file is truncated or not safetensors");
   }
   if (header_len > kMaxHeaderBytes) {
     fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
@@ -201,7 +203,8 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     Entry entry{name, dtype, {}, 0, 0};
     uint64_t bytes = dtype->itemsize;
     for (const auto& d : value["shape"]) {
-      if (!d.is_number_unsigned()) fail(path, where + "shape " + value["shape"].dump() + " is invalid");
+      if (!d.is_number_unsigned())
+        fail(path, where + "shape " + value["shape"].dump() + " is invalid");
       const uint64_t dim = d.get<uint64_t>();
       if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
           __builtin_mul_overflow(bytes, dim, &bytes)) {
@@ -223,9 +226,9 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
                      std::to_string(data_size) + " bytes");
     }
     if (entry.end - entry.begin != bytes) {
-      fail(path, where + "data_offsets " + range + " span " + std::to_string(entry.end - entry.begin) +
-                     " bytes but dtype " + dtype_name + " and shape " + value["shape"].dump() +
-                     " need " + std::to_string(bytes));
+      fail(path, where + "data_offsets " + range + " span " +
+                     std::to_string(entry.end - entry.begin) + " bytes but dtype " + dtype_name +
+                     " and shape " + value["shape"].dump() + " need " + std::to_string(bytes));
     }
     entries.push_back(std::move(entry));
   }

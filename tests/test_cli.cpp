@@ -1,0 +1,89 @@
+// End-to-end: the pelab binary as a user runs it.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "train/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(PELAB_BINARY) + " " + args + " 2>&1";
+  Result r{0, ""};
+  FILE* pipe = popen(command.c_str(), "r");
+  std::array<char, 4096> buffer;
+  while (fgets(buffer.data(), buffer.size(), pipe)) r.output += buffer.data();
+  r.status = WEXITSTATUS(pclose(pipe));
+  return r;
+}
+
+std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
+
+}  // namespace
+
+TEST(Cli, TrainEvalExportResume) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "pelab_cli_run";
+  fs::remove_all(dir);
+  auto r = run("train --config " + tiny() + " model.pe=alibi task.name=count train.epochs=1 " +
+               "--no-progress --out " + dir.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("test_acc"), std::string::npos) << r.output;
+  r = run("eval " + dir.string() + " --split test --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+  EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+  EXPECT_EQ(j["samples"].get<int64_t>(), 154);  // 30% of 512
+  r = run("eval " + dir.string() + " --split all --json");
+  EXPECT_EQ(nlohmann::json::parse(r.output)["samples"].get<int64_t>(), 512);
+  r = run("train --resume " + dir.string() + " train.epochs=2 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch   2/2"), std::string::npos) << r.output;
+  const fs::path out = dir / "weights.safetensors";
+  r = run("export " + dir.string() + " --out " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto file = pelab::read_safetensors(out);
+  bool found = false;
+  for (const auto& [name, tensor] : file.tensors)
+    if (name == "blocks.0.attention.query.weight") found = tensor.size(0) == 32;
+  EXPECT_TRUE(found);
+  EXPECT_EQ(file.metadata.at("pe"), "alibi");
+}
+
+TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "pelab_cli_bad";
+  fs::remove_all(dir);
+  auto r = run("train --config " + tiny() + " model.d_modle=8 --out " + dir.string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("model.d_modle"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model.d_model"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir));  // nothing half-made
+  r = run("train --config " + tiny() + " model.pe=rope2 --out " + dir.string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("'rope2'"), std::string::npos) << r.output;
+  r = run("eval /nonexistent_run_dir --json");
+  EXPECT_NE(r.status, 0);
+  r = run("eval " + std::string(PELAB_SOURCE_DIR) + "/configs --json");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("no checkpoint"), std::string::npos) << r.output;
+  r = run("frobnicate");
+  EXPECT_NE(r.status, 0);
+}
+
+TEST(Cli, PeListShowsEveryEncoding) {
+  auto r = run("pe list");
+  ASSERT_EQ(r.status, 0);
+  for (const char* name : {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope",
+                           "rope_abs", "mla"})
+    EXPECT_NE(r.output.find(name), std::string::npos) << name;
+}

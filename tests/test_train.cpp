@@ -1,0 +1,137 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "train/trainer.h"
+
+using namespace pelab;
+namespace fs = std::filesystem;
+
+namespace {
+
+Config tiny_config(std::vector<std::string> extra = {}) {
+  std::vector<std::string> overrides = {"train.epochs=3", "task.samples=192", "train.threads=1"};
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  return load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml", overrides);
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("pelab_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string checkpoint_error(const fs::path& file) {
+  try {
+    load_checkpoint(file);
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TrainOptions silent() {
+  TrainOptions o;
+  o.progress = false;
+  o.quiet = true;
+  return o;
+}
+
+}  // namespace
+
+TEST(Train, TinyModelOverfitsOneFixedBatch) {
+  Config config = tiny_config({"train.lr=0.01", "train.weight_decay=0"});
+  configure_threads(1);
+  TrainState state = fresh_state(config);
+  Dataset batch = generate_task(config.task).index(torch::arange(16, torch::kLong));
+  for (int step = 0; step < 150; ++step) {
+    state.optimizer->zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(
+        state.model->forward(batch.tokens, batch.lengths), batch.labels);
+    loss.backward();
+    state.optimizer->step();
+  }
+  const EvalResult r = evaluate(state.model, batch, 16);
+  EXPECT_EQ(r.accuracy, 1.0);
+  EXPECT_LT(r.loss, 0.1);
+}
+
+TEST(Train, SameSeedSameNumbers) {
+  auto a = fresh_dir("det_a"), b = fresh_dir("det_b");
+  Config config = tiny_config({"train.epochs=2", "model.dropout=0.1"});
+  train_new_run(config, a, silent());
+  train_new_run(config, b, silent());
+  auto ha = load_checkpoint(checkpoint_path(a)).history;
+  auto hb = load_checkpoint(checkpoint_path(b)).history;
+  ASSERT_EQ(ha.size(), 2u);
+  EXPECT_EQ(ha.back().train_loss, hb.back().train_loss);
+  EXPECT_EQ(ha.back().test_loss, hb.back().test_loss);
+}
+
+// Dropout on, so the RNG state in the checkpoint matters.
+TEST(Train, ResumeEqualsUninterrupted) {
+  Config config = tiny_config({"model.dropout=0.1", "model.attention_dropout=0.1"});
+  auto whole = fresh_dir("whole"), parts = fresh_dir("parts");
+  train_new_run(config, whole, silent());
+  TrainOptions first = silent();
+  first.max_epochs_this_call = 1;
+  train_new_run(config, parts, first);
+  EXPECT_EQ(load_checkpoint(checkpoint_path(parts)).epochs_done, 1);
+  resume_run(parts, silent());
+  TrainState a = load_checkpoint(checkpoint_path(whole));
+  TrainState b = load_checkpoint(checkpoint_path(parts));
+  ASSERT_EQ(a.history.size(), 3u);
+  ASSERT_EQ(b.history.size(), 3u);
+  for (std::size_t e = 0; e < 3; ++e) {
+    EXPECT_EQ(a.history[e].train_loss, b.history[e].train_loss) << e;
+    EXPECT_EQ(a.history[e].test_loss, b.history[e].test_loss) << e;
+    EXPECT_EQ(a.history[e].test_accuracy, b.history[e].test_accuracy) << e;
+  }
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  EXPECT_EQ(a.steps_done, b.steps_done);
+}
+
+TEST(Train, RefusesToOverwriteARun) {
+  auto dir = fresh_dir("twice");
+  Config config = tiny_config({"train.epochs=1"});
+  train_new_run(config, dir, silent());
+  EXPECT_THROW(train_new_run(config, dir, silent()), CheckpointError);
+  EXPECT_TRUE(fs::exists(dir / "config.toml"));
+  EXPECT_TRUE(fs::exists(dir / "metrics.json"));
+  EXPECT_FALSE(fs::exists(dir / "checkpoint.pt.tmp"));
+}
+
+TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefused) {
+  auto dir = fresh_dir("corrupt");
+  train_new_run(tiny_config({"train.epochs=1"}), dir, silent());
+  const fs::path file = checkpoint_path(dir);
+  EXPECT_EQ(checkpoint_error(file), "");
+  const fs::path truncated = dir / "truncated.pt";
+  fs::copy_file(file, truncated);
+  fs::resize_file(truncated, fs::file_size(file) / 2);
+  EXPECT_NE(checkpoint_error(truncated).find("corrupt"), std::string::npos)
+      << checkpoint_error(truncated);
+  const fs::path garbage = dir / "garbage.pt";
+  std::ofstream(garbage) << "not a checkpoint at all";
+  EXPECT_NE(checkpoint_error(garbage).find("garbage.pt"), std::string::npos);
+  EXPECT_NE(checkpoint_error(dir / "missing.pt").find("no checkpoint"), std::string::npos);
+  // A foreign archive: valid torch serialization, no pelab format tag.
+  torch::serialize::OutputArchive foreign;
+  foreign.write("x", torch::ones({2}));
+  foreign.save_to((dir / "foreign.pt").string());
+  EXPECT_NE(checkpoint_error(dir / "foreign.pt").find("not a pelab-checkpoint"), std::string::npos)
+      << checkpoint_error(dir / "foreign.pt");
+}
+
+TEST(Checkpoint, WeightsThatDoNotMatchTheConfigAreRefused) {
+  auto dir = fresh_dir("mismatch");
+  fs::create_directories(dir);
+  TrainState state = fresh_state(tiny_config());
+  state.config.model.d_ff = 48;  // the stored weights have d_ff 64
+  save_checkpoint(state, checkpoint_path(dir));
+  const std::string msg = checkpoint_error(checkpoint_path(dir));
+  EXPECT_NE(msg.find("ffn_in.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+}
