@@ -83,7 +83,7 @@ TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
 TEST(Cli, PeListShowsEveryEncoding) {
   auto r = run("pe list");
   ASSERT_EQ(r.status, 0);
-  for (const char* name : {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope",
-                           "rope_abs", "mla"})
+  for (const char* name :
+       {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope", "rope_abs", "mla"})
     EXPECT_NE(r.output.find(name), std::string::npos) << name;
 }

@@ -56,8 +56,9 @@ TEST(Config, BadValuesNameKeyValueAndAccepted) {
 }
 
 TEST(Config, CrossKeyValidation) {
-  EXPECT_NE(error_of([] { load_config({}, {"model.d_model=30", "model.n_heads=4"}) ; })
-                .find("model.n_heads"),
+  EXPECT_NE(error_of([] {
+              load_config({}, {"model.d_model=30", "model.n_heads=4"});
+            }).find("model.n_heads"),
             std::string::npos);
   EXPECT_NE(error_of([] { load_config({}, {"model.rotary_heads=20"}); }).find("model.rotary_heads"),
             std::string::npos);

@@ -30,17 +30,19 @@ void add_train(CLI::App& app) {
     options.progress = !args->no_progress;
     if (!args->resume_dir.empty()) {
       if (!args->config_file.empty())
-        throw ConfigError("--config cannot be combined with --resume: the run folder holds its "
-                          "config");
+        throw ConfigError(
+            "--config cannot be combined with --resume: the run folder holds its "
+            "config");
       int64_t epochs = 0;
       for (const auto& o : args->overrides) {
         // Only the length of the run may change when continuing it.
         Config probe;
         apply_override(probe, o);
         if (o.rfind("train.epochs=", 0) != 0)
-          throw ConfigError(fmt::format("'{}' cannot change a resumed run; accepted with "
-                                        "--resume: train.epochs=N",
-                                        o));
+          throw ConfigError(
+              fmt::format("'{}' cannot change a resumed run; accepted with "
+                          "--resume: train.epochs=N",
+                          o));
         epochs = probe.train.epochs;
       }
       resume_run(args->resume_dir, options, epochs);

@@ -3,6 +3,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +11,6 @@
 #include <functional>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "config/suggest.h"
 
@@ -39,20 +39,20 @@ template <typename Section>
 Field int_field(std::string key, Section Config::*section, int64_t Section::*member, int64_t lo,
                 int64_t hi, std::string doc) {
   std::string accepted = fmt::format("an integer in [{}, {}]", lo, hi);
-  return Field{
-      key, accepted, std::move(doc),
-      [=](Config& c, const std::string& text) {
-        int64_t value = 0;
-        std::size_t used = 0;
-        try {
-          value = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          bad_value(key, text, accepted);
-        }
-        if (used != text.size() || value < lo || value > hi) bad_value(key, text, accepted);
-        (c.*section).*member = value;
-      },
-      [=](const Config& c) { return std::to_string((c.*section).*member); }};
+  return Field{key, accepted, std::move(doc),
+               [=](Config& c, const std::string& text) {
+                 int64_t value = 0;
+                 std::size_t used = 0;
+                 try {
+                   value = std::stoll(text, &used);
+                 } catch (const std::exception&) {
+                   bad_value(key, text, accepted);
+                 }
+                 if (used != text.size() || value < lo || value > hi)
+                   bad_value(key, text, accepted);
+                 (c.*section).*member = value;
+               },
+               [=](const Config& c) { return std::to_string((c.*section).*member); }};
 }
 
 template <typename Section>
@@ -83,17 +83,18 @@ Field real_field(std::string key, Section Config::*section, double Section::*mem
 template <typename Section>
 Field bool_field(std::string key, Section Config::*section, bool Section::*member,
                  std::string doc) {
-  return Field{key, "true or false", std::move(doc),
-               [=](Config& c, const std::string& text) {
-                 if (text == "true") {
-                   (c.*section).*member = true;
-                 } else if (text == "false") {
-                   (c.*section).*member = false;
-                 } else {
-                   bad_value(key, text, "true or false");
-                 }
-               },
-               [=](const Config& c) { return std::string((c.*section).*member ? "true" : "false"); }};
+  return Field{
+      key, "true or false", std::move(doc),
+      [=](Config& c, const std::string& text) {
+        if (text == "true") {
+          (c.*section).*member = true;
+        } else if (text == "false") {
+          (c.*section).*member = false;
+        } else {
+          bad_value(key, text, "true or false");
+        }
+      },
+      [=](const Config& c) { return std::string((c.*section).*member ? "true" : "false"); }};
 }
 
 template <typename Section>
@@ -110,8 +111,8 @@ Field choice_field(std::string key, Section Config::*section, std::string Sectio
                [=](Config& c, const std::string& text) {
                  auto list = choices();
                  if (std::find(list.begin(), list.end(), text) == list.end()) {
-                   std::string msg = fmt::format("{}: bad value '{}'; accepted: {}", key, text,
-                                                 accepted_text());
+                   std::string msg =
+                       fmt::format("{}: bad value '{}'; accepted: {}", key, text, accepted_text());
                    std::string near = nearest(text, list);
                    if (!near.empty()) msg += fmt::format(" (did you mean '{}'?)", near);
                    throw ConfigError(msg);
@@ -167,8 +168,8 @@ const std::vector<Field>& schema() {
                              "mean over valid positions or over all (authors: all)"));
     f.push_back(real_field(std::string("model.sinusoidal_base"), model, &M::sinusoidal_base, 1.0,
                            1e12, "sinusoidal absolute encoding base"));
-    f.push_back(real_field(std::string("model.rope_base"), model, &M::rope_base, 1.0, 1e12,
-                           "RoPE base"));
+    f.push_back(
+        real_field(std::string("model.rope_base"), model, &M::rope_base, 1.0, 1e12, "RoPE base"));
     f.push_back(int_field(std::string("model.rotary_heads"), model, &M::rotary_heads, -1, 4096,
                           "RoPE on the first k heads only; -1 = all"));
     f.push_back(real_field(std::string("model.rotary_fraction"), model, &M::rotary_fraction, 1e-9,
@@ -189,8 +190,8 @@ const std::vector<Field>& schema() {
                            &M::mla_shared_rotary_query,
                            "authors' MLA: one rotary query shared by all heads"));
     // task
-    f.push_back(choice_field(std::string("task.name"), task, &T::name,
-                             fixed({"distance", "count"}), "Task 1 distance or Task 2 count"));
+    f.push_back(choice_field(std::string("task.name"), task, &T::name, fixed({"distance", "count"}),
+                             "Task 1 distance or Task 2 count"));
     f.push_back(int_field(std::string("task.vocab_size"), task, &T::vocab_size, 4, 1 << 24,
                           "vocabulary size incl. pad 0"));
     f.push_back(int_field(std::string("task.samples"), task, &T::samples, 2, kBig, "sequences"));
@@ -202,21 +203,22 @@ const std::vector<Field>& schema() {
     f.push_back(real_field(std::string("task.train_fraction"), task, &T::train_fraction, 1e-9,
                            1 - 1e-9, "share of samples used for training"));
     f.push_back(bool_field(std::string("task.fillers_may_be_triggers"), task,
-                           &T::fillers_may_be_triggers, "authors' generator: fillers from all tokens"));
+                           &T::fillers_may_be_triggers,
+                           "authors' generator: fillers from all tokens"));
     f.push_back(int_field(std::string("task.distance_left_min"), task, &T::distance_left_min, 0,
                           1 << 16, "Task 1 fillers before w1, min"));
     f.push_back(int_field(std::string("task.distance_left_max"), task, &T::distance_left_max, 0,
                           1 << 16, "Task 1 fillers before w1, max"));
-    f.push_back(int_field(std::string("task.distance_between_min"), task,
-                          &T::distance_between_min, 0, 1 << 16, "Task 1 fillers between, min"));
-    f.push_back(int_field(std::string("task.distance_between_max"), task,
-                          &T::distance_between_max, 0, 1 << 16, "Task 1 fillers between, max"));
+    f.push_back(int_field(std::string("task.distance_between_min"), task, &T::distance_between_min,
+                          0, 1 << 16, "Task 1 fillers between, min"));
+    f.push_back(int_field(std::string("task.distance_between_max"), task, &T::distance_between_max,
+                          0, 1 << 16, "Task 1 fillers between, max"));
     f.push_back(int_field(std::string("task.distance_right_min"), task, &T::distance_right_min, 0,
                           1 << 16, "Task 1 fillers after w2, min"));
     f.push_back(int_field(std::string("task.distance_right_max"), task, &T::distance_right_max, 0,
                           1 << 16, "Task 1 fillers after w2, max"));
-    f.push_back(int_field(std::string("task.count_triggers"), task, &T::count_triggers, 1,
-                          1 << 20, "Task 2 trigger set size"));
+    f.push_back(int_field(std::string("task.count_triggers"), task, &T::count_triggers, 1, 1 << 20,
+                          "Task 2 trigger set size"));
     f.push_back(int_field(std::string("task.count_min"), task, &T::count_min, 0, 1 << 16,
                           "Task 2 fewest triggers"));
     f.push_back(int_field(std::string("task.count_max"), task, &T::count_max, 0, 1 << 16,
@@ -232,8 +234,10 @@ const std::vector<Field>& schema() {
     f.push_back(real_field(std::string("train.lr"), train, &R::lr, 0, 10, "peak learning rate"));
     f.push_back(real_field(std::string("train.weight_decay"), train, &R::weight_decay, 0, 10,
                            "AdamW weight decay"));
-    f.push_back(real_field(std::string("train.beta1"), train, &R::beta1, 0, 0.999999, "AdamW beta1"));
-    f.push_back(real_field(std::string("train.beta2"), train, &R::beta2, 0, 0.999999, "AdamW beta2"));
+    f.push_back(
+        real_field(std::string("train.beta1"), train, &R::beta1, 0, 0.999999, "AdamW beta1"));
+    f.push_back(
+        real_field(std::string("train.beta2"), train, &R::beta2, 0, 0.999999, "AdamW beta2"));
     f.push_back(real_field(std::string("train.warmup_fraction"), train, &R::warmup_fraction, 0, 1,
                            "share of steps in linear warm-up"));
     f.push_back(real_field(std::string("train.grad_clip"), train, &R::grad_clip, 0, 1e9,
@@ -265,9 +269,10 @@ std::string node_text(const std::string& key, const toml::node& node) {
   if (auto i = node.as_integer()) return std::to_string(i->get());
   if (auto d = node.as_floating_point()) return fmt::format("{}", d->get());
   if (auto b = node.as_boolean()) return b->get() ? "true" : "false";
-  throw ConfigError(fmt::format("{}: unsupported TOML value type (expected a string, number or "
-                                "boolean)",
-                                key));
+  throw ConfigError(
+      fmt::format("{}: unsupported TOML value type (expected a string, number or "
+                  "boolean)",
+                  key));
 }
 
 void apply_table(Config& config, const toml::table& table, const std::string& prefix) {
@@ -324,8 +329,8 @@ Config config_from_toml(std::string_view toml_text, const std::string& source_na
 void apply_override(Config& config, std::string_view key_equals_value) {
   auto eq = key_equals_value.find('=');
   if (eq == std::string_view::npos || eq == 0)
-    throw ConfigError(fmt::format("bad override '{}': expected key=value, e.g. model.pe=rope",
-                                  key_equals_value));
+    throw ConfigError(
+        fmt::format("bad override '{}': expected key=value, e.g. model.pe=rope", key_equals_value));
   std::string key(key_equals_value.substr(0, eq));
   std::string value(key_equals_value.substr(eq + 1));
   // Accept TOML-style quoting on the command line: model.pe="rope".
@@ -355,7 +360,8 @@ void validate(const Config& c) {
             fmt::format("model.d_model: {} gives an odd dimension that {} cannot pair; accepted: "
                         "an even d_model / head_dim",
                         m.d_model, m.pe));
-  if (m.pe == "rope_abs") require(m.d_model % 2 == 0, "model.d_model: rope_abs needs an even d_model");
+  if (m.pe == "rope_abs")
+    require(m.d_model % 2 == 0, "model.d_model: rope_abs needs an even d_model");
   if (m.pe == "mla")
     require(m.mla_rope_dim % 2 == 0,
             fmt::format("model.mla_rope_dim: bad value {}; accepted: an even number >= 2",
@@ -410,7 +416,8 @@ int64_t num_classes(const TaskConfig& task) {
 
 int64_t rotary_dims(const ModelConfig& model) {
   const int64_t head_dim = model.d_model / model.n_heads;
-  const int64_t pairs = static_cast<int64_t>(std::floor(model.rotary_fraction * head_dim / 2.0 + 1e-9));
+  const int64_t pairs =
+      static_cast<int64_t>(std::floor(model.rotary_fraction * head_dim / 2.0 + 1e-9));
   return 2 * std::min(pairs, head_dim / 2);
 }
 

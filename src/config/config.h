@@ -24,28 +24,28 @@ struct ModelConfig {
   int64_t n_heads = 16;
   int64_t n_layers = 6;
   int64_t d_ff = 512;
-  double dropout = 0.1;            // on embeddings, attention output and FFN output
-  double attention_dropout = 0.1;  // on the attention weights
-  std::string activation = "relu";  // relu | gelu
-  bool final_norm = true;           // LayerNorm before pooling
-  std::string mask = "padding";     // none (authors) | padding | causal
+  double dropout = 0.1;                // on embeddings, attention output and FFN output
+  double attention_dropout = 0.1;      // on the attention weights
+  std::string activation = "relu";     // relu | gelu
+  bool final_norm = true;              // LayerNorm before pooling
+  std::string mask = "padding";        // none (authors) | padding | causal
   std::string kv_source = "residual";  // residual (standard) | embedding (authors)
   std::string pooling = "valid";       // valid (standard) | all (authors: pads included)
   // Sinusoidal absolute encoding (sinusoidal, rope_abs).
   double sinusoidal_base = 10000.0;
   // RoPE family (rope, rope_abs, mla's rotary channel).
   double rope_base = 10000.0;
-  int64_t rotary_heads = -1;      // rotate only the first k heads; -1 = all
-  double rotary_fraction = 1.0;   // share of each rotated head's dims that rotate
+  int64_t rotary_heads = -1;     // rotate only the first k heads; -1 = all
+  double rotary_fraction = 1.0;  // share of each rotated head's dims that rotate
   // ALiBi.
   std::string alibi_slopes = "standard";  // standard 2^(-8(h+1)/H) | paper exp(-h/H)
   // T5 bucketed relative bias.
   int64_t t5_num_buckets = 32;
   int64_t t5_max_distance = 128;
   // MLA (DeepSeek-V2 multi-head latent attention with decoupled RoPE).
-  int64_t mla_kv_latent = 128;  // d_c: compressed key/value latent
-  int64_t mla_q_latent = 128;   // d_c': compressed query latent; 0 = no query compression
-  int64_t mla_rope_dim = 16;    // d_R: rotary dims per head (and of the shared rotary key)
+  int64_t mla_kv_latent = 128;           // d_c: compressed key/value latent
+  int64_t mla_q_latent = 128;            // d_c': compressed query latent; 0 = no query compression
+  int64_t mla_rope_dim = 16;             // d_R: rotary dims per head (and of the shared rotary key)
   bool mla_shared_rotary_query = false;  // authors: one rotary query shared by all heads
 };
 
@@ -53,9 +53,9 @@ struct TaskConfig {
   std::string name = "distance";  // distance (Task 1) | count (Task 2)
   int64_t vocab_size = 1000;      // token ids 0..vocab_size-1; 0 is the pad
   int64_t samples = 20000;
-  int64_t seq_len = 128;          // padded length of every sequence
-  int64_t seed = 0;               // generator seed
-  int64_t split_seed = 42;        // seed of the train/test split
+  int64_t seq_len = 128;    // padded length of every sequence
+  int64_t seed = 0;         // generator seed
+  int64_t split_seed = 42;  // seed of the train/test split
   double train_fraction = 0.7;
   bool fillers_may_be_triggers = false;  // authors' generators: fillers drawn from all tokens
   // Task 1: trigger distance.
@@ -69,7 +69,7 @@ struct TaskConfig {
   int64_t count_triggers = 20;  // size of the trigger token set
   int64_t count_min = 0;
   int64_t count_max = 100;
-  int64_t count_length = 120;   // tokens per sequence before padding
+  int64_t count_length = 120;  // tokens per sequence before padding
 };
 
 struct TrainConfig {

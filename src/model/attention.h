@@ -18,10 +18,10 @@ struct AttentionRecord {
 };
 
 struct AttentionInputs {
-  torch::Tensor queries_from;  // [B, L, d_model]: the normalised residual stream
-  torch::Tensor keys_from;     // [B, L, d_model]: residual stream or input embeddings
-  torch::Tensor additive_mask; // broadcastable to [B, H, L, L] with 0 / -inf; undefined = none
-  torch::Tensor positions;     // [L] int64
+  torch::Tensor queries_from;   // [B, L, d_model]: the normalised residual stream
+  torch::Tensor keys_from;      // [B, L, d_model]: residual stream or input embeddings
+  torch::Tensor additive_mask;  // broadcastable to [B, H, L, L] with 0 / -inf; undefined = none
+  torch::Tensor positions;      // [L] int64
   int64_t layer = 0;
   AttentionRecord* record = nullptr;
 };

@@ -45,7 +45,8 @@ torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   auto k_content = split_heads(key_up(latent_kv), heads_);
   auto v = split_heads(value_up(latent_kv), heads_);
   auto k_rotary = key_rope(in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
-  auto query_source = !query_down.is_empty() ? query_norm(query_down(in.queries_from)) : in.queries_from;
+  auto query_source =
+      !query_down.is_empty() ? query_norm(query_down(in.queries_from)) : in.queries_from;
   auto q_content = split_heads(query_up(query_source), heads_);
   auto q_rotary = split_heads(query_rope(query_source), shared_rotary_query_ ? 1 : heads_);
   std::tie(q_rotary, k_rotary) = pe_->rotate(q_rotary, k_rotary, in.positions);

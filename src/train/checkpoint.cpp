@@ -27,9 +27,8 @@ void write_file_atomically(const fs::path& file, const std::string& contents) {
 
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const Config& config, Transformer& model) {
   const auto& t = config.train;
-  auto options = torch::optim::AdamWOptions(t.lr)
-                     .betas({t.beta1, t.beta2})
-                     .weight_decay(t.weight_decay);
+  auto options =
+      torch::optim::AdamWOptions(t.lr).betas({t.beta1, t.beta2}).weight_decay(t.weight_decay);
   return std::make_unique<torch::optim::AdamW>(model->parameters(), options);
 }
 
@@ -105,9 +104,9 @@ void load_model_tensors(torch::nn::Module& model, torch::serialize::InputArchive
   auto load = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
     torch::Tensor stored;
     if (!archive.try_read(name, stored, is_buffer))
-      throw CheckpointError(fmt::format(
-          "checkpoint '{}' does not match its configuration: tensor '{}' is missing",
-          file.string(), name));
+      throw CheckpointError(
+          fmt::format("checkpoint '{}' does not match its configuration: tensor '{}' is missing",
+                      file.string(), name));
     if (stored.sizes() != target.sizes())
       throw CheckpointError(fmt::format(
           "checkpoint '{}' does not match its configuration: tensor '{}' has shape {} but the "
@@ -124,8 +123,8 @@ void load_model_tensors(torch::nn::Module& model, torch::serialize::InputArchive
 
 TrainState load_checkpoint(const fs::path& file) {
   if (!fs::exists(file))
-    throw CheckpointError(fmt::format("no checkpoint at '{}' (is this a pelab run folder?)",
-                                      file.string()));
+    throw CheckpointError(
+        fmt::format("no checkpoint at '{}' (is this a pelab run folder?)", file.string()));
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());

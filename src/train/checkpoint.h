@@ -27,8 +27,8 @@ struct EpochMetrics {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_accuracy = 0;
   double test_loss = 0, test_accuracy = 0;
-  double lr = 0;            // learning rate at the epoch's last step
-  double seconds = 0;       // wall time of the epoch (training + evaluation)
+  double lr = 0;       // learning rate at the epoch's last step
+  double seconds = 0;  // wall time of the epoch (training + evaluation)
   double train_samples_per_s = 0;
 };
 

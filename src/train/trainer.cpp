@@ -30,12 +30,13 @@ EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size)
   const int64_t n = data.size();
   for (int64_t start = 0; start < n; start += batch_size) {
     const int64_t end = std::min(n, start + batch_size);
-    auto logits = model->forward(data.tokens.slice(0, start, end), data.lengths.slice(0, start, end));
+    auto logits =
+        model->forward(data.tokens.slice(0, start, end), data.lengths.slice(0, start, end));
     auto labels = data.labels.slice(0, start, end);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, labels,
-                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
+    loss_sum +=
+        torch::nn::functional::cross_entropy(
+            logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+            .item<double>();
     correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
   }
   model->train(was_training);
@@ -65,7 +66,8 @@ torch::Tensor epoch_order(int64_t n, int64_t seed, int64_t epoch) {
     const uint64_t bound = static_cast<uint64_t>(i + 1);
     const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     uint64_t r;
-    do r = rng(); while (r >= limit);
+    do r = rng();
+    while (r >= limit);
     std::swap(order[i], order[static_cast<int64_t>(r % bound)]);
   }
   return torch::tensor(order, torch::kLong);
@@ -172,10 +174,11 @@ void train(TrainState& state, const fs::path& run_dir, const TrainOptions& optio
     if (!options.quiet) {
       const double run_elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
       const double eta = run_elapsed / double(epoch - first_epoch) * double(t.epochs - epoch);
-      fmt::print("epoch {:>3}/{}  train_loss {:.4f}  train_acc {:.4f}  test_loss {:.4f}  "
-                 "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}\n",
-                 epoch, t.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy,
-                 m.lr, m.train_samples_per_s, format_duration(eta));
+      fmt::print(
+          "epoch {:>3}/{}  train_loss {:.4f}  train_acc {:.4f}  test_loss {:.4f}  "
+          "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}\n",
+          epoch, t.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr,
+          m.train_samples_per_s, format_duration(eta));
       std::fflush(stdout);
     }
   }
@@ -197,9 +200,9 @@ void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t ne
   TrainState state = load_checkpoint(checkpoint_path(run_dir));
   if (new_total_epochs > 0) {
     if (new_total_epochs < state.epochs_done)
-      throw ConfigError(fmt::format(
-          "train.epochs: bad value {}; the run already has {} epochs; accepted: >= {}",
-          new_total_epochs, state.epochs_done, state.epochs_done));
+      throw ConfigError(
+          fmt::format("train.epochs: bad value {}; the run already has {} epochs; accepted: >= {}",
+                      new_total_epochs, state.epochs_done, state.epochs_done));
     state.config.train.epochs = new_total_epochs;
     write_file_atomically(run_dir / "config.toml", to_toml(state.config));
   }

@@ -27,8 +27,8 @@ void configure_threads(int64_t threads);
 DatasetSplit make_split(const TaskConfig& task);
 
 struct TrainOptions {
-  bool progress = true;   // progress line on stderr
-  bool quiet = false;     // no per-epoch lines on stdout
+  bool progress = true;  // progress line on stderr
+  bool quiet = false;    // no per-epoch lines on stdout
   // Stop after this many epochs in this call (0 = run to train.epochs); used to test resume.
   int64_t max_epochs_this_call = 0;
 };

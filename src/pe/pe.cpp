@@ -1,0 +1,29 @@
+#include "pe/pe.h"
+
+namespace pelab {
+
+const char* pe_kind_name(PeKind kind) {
+  switch (kind) {
+    case PeKind::kNone: return "none";
+    case PeKind::kAbsolute: return "absolute";
+    case PeKind::kRotary: return "rotary";
+    case PeKind::kRotaryAbsolute: return "rotary+absolute";
+    case PeKind::kBias: return "logit bias";
+    case PeKind::kLatentAttention: return "latent attention";
+  }
+  return "?";
+}
+
+torch::Tensor PositionalEncoding::embedding(int64_t) const { return {}; }
+
+std::pair<torch::Tensor, torch::Tensor> PositionalEncoding::rotate(const torch::Tensor& q,
+                                                                   const torch::Tensor& k,
+                                                                   const torch::Tensor&) const {
+  return {q, k};
+}
+
+torch::Tensor PositionalEncoding::bias(int64_t, int64_t) const { return {}; }
+
+torch::Tensor PositionalEncoding::kernel(int64_t, int64_t) const { return {}; }
+
+}  // namespace pelab
