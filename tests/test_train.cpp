@@ -41,11 +41,12 @@ TrainOptions silent() {
 }  // namespace
 
 TEST(Train, TinyModelOverfitsOneFixedBatch) {
-  Config config = tiny_config({"train.lr=0.01", "train.weight_decay=0"});
+  Config config = tiny_config(
+      {"train.lr=0.003", "train.weight_decay=0", "train.beta1=0.9", "train.beta2=0.999"});
   configure_threads(1);
   TrainState state = fresh_state(config);
   Dataset batch = generate_task(config.task).index(torch::arange(16, torch::kLong));
-  for (int step = 0; step < 150; ++step) {
+  for (int step = 0; step < 300; ++step) {
     state.optimizer->zero_grad();
     auto loss = torch::nn::functional::cross_entropy(
         state.model->forward(batch.tokens, batch.lengths), batch.labels);

@@ -71,6 +71,18 @@ std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
   return history;
 }
 
+namespace {
+
+// Archive keys cannot contain '.', so "blocks.0.ffn_in.weight" is stored as
+// "blocks__0__ffn_in__weight" (no module or parameter name of pelab contains "__").
+std::string archive_key(const std::string& name) {
+  std::string key;
+  for (char c : name) key += c == '.' ? std::string("__") : std::string(1, c);
+  return key;
+}
+
+}  // namespace
+
 void save_checkpoint(const TrainState& state, const fs::path& file) {
   torch::serialize::OutputArchive archive;
   archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
@@ -80,7 +92,10 @@ void save_checkpoint(const TrainState& state, const fs::path& file) {
   archive.write("metrics", c10::IValue(metrics_to_json(state.history)));
   archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
   torch::serialize::OutputArchive model_archive, optimizer_archive;
-  state.model->save(model_archive);
+  for (const auto& p : state.model->named_parameters())
+    model_archive.write(archive_key(p.key()), p.value());
+  for (const auto& b : state.model->named_buffers())
+    model_archive.write(archive_key(b.key()), b.value(), /*is_buffer=*/true);
   state.optimizer->save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
@@ -103,7 +118,7 @@ void load_model_tensors(torch::nn::Module& model, torch::serialize::InputArchive
                         const fs::path& file) {
   auto load = [&](const std::string& name, torch::Tensor& target, bool is_buffer) {
     torch::Tensor stored;
-    if (!archive.try_read(name, stored, is_buffer))
+    if (!archive.try_read(archive_key(name), stored, is_buffer))
       throw CheckpointError(
           fmt::format("checkpoint '{}' does not match its configuration: tensor '{}' is missing",
                       file.string(), name));
