@@ -39,7 +39,8 @@ class Alibi : public PositionalEncoding {
  public:
   explicit Alibi(const PeOptions& o) {
     slopes_ = register_buffer(
-        "slopes", torch::tensor(alibi_slopes(o.model.n_heads, o.model.alibi_slopes), torch::kDouble));
+        "slopes",
+        torch::tensor(alibi_slopes(o.model.n_heads, o.model.alibi_slopes), torch::kDouble));
   }
   std::string name() const override { return "alibi"; }
   PeKind kind() const override { return PeKind::kBias; }

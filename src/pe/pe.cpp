@@ -4,12 +4,18 @@ namespace pelab {
 
 const char* pe_kind_name(PeKind kind) {
   switch (kind) {
-    case PeKind::kNone: return "none";
-    case PeKind::kAbsolute: return "absolute";
-    case PeKind::kRotary: return "rotary";
-    case PeKind::kRotaryAbsolute: return "rotary+absolute";
-    case PeKind::kBias: return "logit bias";
-    case PeKind::kLatentAttention: return "latent attention";
+    case PeKind::kNone:
+      return "none";
+    case PeKind::kAbsolute:
+      return "absolute";
+    case PeKind::kRotary:
+      return "rotary";
+    case PeKind::kRotaryAbsolute:
+      return "rotary+absolute";
+    case PeKind::kBias:
+      return "logit bias";
+    case PeKind::kLatentAttention:
+      return "latent attention";
   }
   return "?";
 }

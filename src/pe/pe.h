@@ -19,12 +19,12 @@
 namespace pelab {
 
 enum class PeKind {
-  kNone,              // nope
-  kAbsolute,          // adds p_i to the embeddings
-  kRotary,            // rotates q and k
-  kRotaryAbsolute,    // both (rope_abs)
-  kBias,              // adds a Toeplitz bias to the logits
-  kLatentAttention,   // MLA: its own attention block with a decoupled rotary channel
+  kNone,             // nope
+  kAbsolute,         // adds p_i to the embeddings
+  kRotary,           // rotates q and k
+  kRotaryAbsolute,   // both (rope_abs)
+  kBias,             // adds a Toeplitz bias to the logits
+  kLatentAttention,  // MLA: its own attention block with a decoupled rotary channel
 };
 const char* pe_kind_name(PeKind kind);
 

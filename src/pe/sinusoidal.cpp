@@ -24,7 +24,8 @@ namespace {
 
 class Sinusoidal : public PositionalEncoding {
  public:
-  explicit Sinusoidal(const PeOptions& o) : d_model_(o.model.d_model), base_(o.model.sinusoidal_base) {
+  explicit Sinusoidal(const PeOptions& o)
+      : d_model_(o.model.d_model), base_(o.model.sinusoidal_base) {
     table_ = register_buffer("table",
                              sinusoidal_table(o.max_len, o.model.d_model, o.model.sinusoidal_base));
   }
