@@ -68,6 +68,11 @@ TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
   EXPECT_NE(r.output.find("model.d_modle"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("model.d_model"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir));  // nothing half-made
+  r = run("train --config " + tiny() + " task.distance_between_max=40 --out " + dir.string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("task.distance_between_max"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("task.seq_len"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir));  // a task that cannot be generated leaves no folder either
   r = run("train --config " + tiny() + " model.pe=rope2 --out " + dir.string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("'rope2'"), std::string::npos) << r.output;

@@ -1,40 +1,65 @@
-// rope: rotary position embedding (Su et al. 2021). Each pair t = (2t, 2t+1) of a head's first
-// rotary_dims dims is rotated by angle i * theta_t, theta_t = base^(-2t / rotary_dims), so
-//   L_ij = Re sum_t q_i^(t) conj(k_j^(t)) e^{i (i - j) theta_t} / sqrt(d_h)
+// rope: rotary position embedding (Su et al. 2021). Pair t = dims (2t, 2t+1) of a head's first
+// r = rotary_dims(model) dims is rotated by angle i * theta_t, theta_t = base^(-2t / r):
+//   q'_{2t}   = q_{2t} cos(i theta_t) - q_{2t+1} sin(i theta_t),
+//   q'_{2t+1} = q_{2t} sin(i theta_t) + q_{2t+1} cos(i theta_t)   (k the same at position j),
+// so   L_ij = Re sum_t q_i^(t) conj(k_j^(t)) e^{i (i - j) theta_t} / sqrt(d_h)
 // depends on position only through i - j. model.rotary_heads = k rotates only heads 0..k-1 (the
-// rest are NoPE heads); model.rotary_fraction rotates the first 2*floor(f * d_h / 2) dims of each
-// rotated head. Kernel: T_ij = mean_t cos((i - j) theta_t), PSD Toeplitz with unit diagonal.
+// rest are NoPE heads); model.rotary_fraction sets r, dims r..d_h-1 pass through.
+// Kernel: T_ij = mean_t cos((i - j) theta_t) per rotated head, PSD Toeplitz with unit diagonal.
 #include "pe/rope.h"
+
+#include <fmt/format.h>
 
 #include "pe/pe.h"
 #include "pe/rotary.h"
 
 namespace pelab {
 
+torch::Tensor RotaryHeads::rotate_one(const torch::Tensor& x,
+                                      const torch::Tensor& positions) const {
+  const int64_t heads = x.size(1);
+  if (rotated_heads >= heads) return apply_rotary(x, positions, theta);
+  if (rotated_heads <= 0) return x;
+  return torch::cat({apply_rotary(x.narrow(1, 0, rotated_heads), positions, theta),
+                     x.narrow(1, rotated_heads, heads - rotated_heads)},
+                    1);
+}
+
 std::pair<torch::Tensor, torch::Tensor> RotaryHeads::rotate(const torch::Tensor& q,
                                                             const torch::Tensor& k,
                                                             const torch::Tensor& positions) const {
-  auto rotate_heads = [&](const torch::Tensor& x) {
-    const int64_t heads = x.size(1);
-    if (rotated_heads >= heads) return apply_rotary(x, positions, theta);
-    if (rotated_heads == 0) return x;
-    return torch::cat({apply_rotary(x.narrow(1, 0, rotated_heads), positions, theta),
-                       x.narrow(1, rotated_heads, heads - rotated_heads)},
-                      1);
-  };
-  return {rotate_heads(q), rotate_heads(k)};
+  return {rotate_one(q, positions), rotate_one(k, positions)};
 }
 
 torch::Tensor RotaryHeads::real_kernel(int64_t n) const {
+  TORCH_CHECK(theta.numel() > 0, "RoPE kernel: no rotary pair");
   auto pos = torch::arange(n, torch::kDouble);
   auto offset = (pos.unsqueeze(1) - pos.unsqueeze(0)).unsqueeze(2);  // [n, n, 1]
   return torch::cos(offset * theta.view({1, 1, -1})).mean(2);
 }
 
+torch::Tensor RotaryHeads::head_kernels(int64_t n) const {
+  if (rotated_heads <= 0) return torch::zeros({0, n, n}, torch::kDouble);
+  return real_kernel(n).unsqueeze(0).expand({rotated_heads, n, n}).clone();
+}
+
 RotaryHeads make_rotary_heads(const ModelConfig& m) {
+  if (m.rotary_heads < -1 || m.rotary_heads > m.n_heads)
+    throw ConfigError(
+        fmt::format("model.rotary_heads: bad value {}; accepted: -1 (all) or 0..{} (n_heads)",
+                    m.rotary_heads, m.n_heads));
+  if (!(m.rotary_fraction > 0.0 && m.rotary_fraction <= 1.0))
+    throw ConfigError(fmt::format(
+        "model.rotary_fraction: bad value {}; accepted: a number in (0, 1]", m.rotary_fraction));
   RotaryHeads r;
   r.rotated_heads = m.rotary_heads < 0 ? m.n_heads : m.rotary_heads;
-  r.theta = rope_frequencies(rotary_dims(m), m.rope_base);
+  const int64_t dims = rotary_dims(m);
+  if (dims < 2 && r.rotated_heads > 0)
+    throw ConfigError(fmt::format(
+        "model.rotary_fraction: {} of head_dim {} rotates no pair; accepted: a fraction giving "
+        "at least 2 dims",
+        m.rotary_fraction, m.d_model / m.n_heads));
+  r.theta = rope_frequencies(dims, m.rope_base);
   return r;
 }
 
@@ -49,9 +74,7 @@ class Rope : public PositionalEncoding {
                                                  const torch::Tensor& positions) const override {
     return rotary_.rotate(q, k, positions);
   }
-  torch::Tensor kernel(int64_t n, int64_t) const override {
-    return rotary_.real_kernel(n).unsqueeze(0).expand({rotary_.rotated_heads, n, n}).clone();
-  }
+  torch::Tensor kernel(int64_t n, int64_t) const override { return rotary_.head_kernels(n); }
 
  private:
   RotaryHeads rotary_;

@@ -1,26 +1,38 @@
-// RoPE on the first `rotated_heads` heads and the first `rotary_dims` dims of each (rotary.h has
-// the pairing). Shared by rope, rope_abs and mla.
+// RoPE on the first `rotated_heads` heads and the first rotary dims of each (rotary.h has the
+// pairing and the angles). Shared by rope, rope_abs and mla so the rotation exists once.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <utility>
+
+#include "config/config.h"
+
 namespace pelab {
 
 struct RotaryHeads {
-  int64_t rotated_heads = 0;  // heads 0 .. rotated_heads-1 rotate; the rest pass through (NoPE)
-  torch::Tensor theta;        // [rotary_dims / 2] float64
+  // Heads 0 .. rotated_heads-1 rotate; the rest pass through unchanged (NoPE heads). A value at
+  // least the head count rotates every head.
+  int64_t rotated_heads = 0;
+  torch::Tensor theta;  // [rotary_dims / 2] float64, theta_t = base^(-2t / rotary_dims)
 
-  // q, k: [B, H, L, D]; a head axis of size 1 (a rotary key shared by all heads) rotates whole.
+  int64_t rotary_dims() const { return 2 * theta.size(0); }
+
+  // q, k: [B, H, L, D]; positions: [L] int64. Each tensor's own head axis decides what rotates,
+  // so a head axis of size 1 (MLA's rotary key shared by all heads) rotates whole when
+  // rotated_heads >= 1.
   std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                  const torch::Tensor& positions) const;
-  // T_ij = mean_t cos((i - j) theta_t), float64 [n, n].
+  // One tensor of the pair (same rule).
+  torch::Tensor rotate_one(const torch::Tensor& x, const torch::Tensor& positions) const;
+  // T_ij = mean_t cos((i - j) theta_t), float64 [n, n]: PSD Toeplitz with unit diagonal.
   torch::Tensor real_kernel(int64_t n) const;
+  // real_kernel(n) once per rotated head: float64 [rotated_heads, n, n].
+  torch::Tensor head_kernels(int64_t n) const;
 };
 
-}  // namespace pelab
-
-namespace pelab {
-struct ModelConfig;
-// From model.rotary_heads, model.rotary_fraction and model.rope_base.
+// From model.rotary_heads (-1 = all, else 0..n_heads), model.rotary_fraction (0 < f <= 1, via
+// rotary_dims(model)) and model.rope_base. Throws ConfigError naming the key on a bad value.
 RotaryHeads make_rotary_heads(const ModelConfig& model);
+
 }  // namespace pelab

@@ -1,5 +1,9 @@
 // rope_abs: RoPE plus the sinusoidal absolute encoding, the authors' default "rope" setting:
-// x_i = e(token_i) + P[i] (sinusoidal.cpp) and q, k rotated as in rope.cpp. Kernel: RoPE's T.
+//   x_i = e(token_i) + P[i],  P[i, 2t] = sin(i / base_s^(2t/d)), P[i, 2t+1] = cos(i / base_s^(2t/d))
+// (sinusoidal.cpp, base_s = model.sinusoidal_base), and q, k rotated exactly as in rope.cpp:
+//   L_ij = Re sum_t q_i^(t) conj(k_j^(t)) e^{i (i - j) theta_t} / sqrt(d_h).
+// Options of both (model.rotary_heads, model.rotary_fraction, model.rope_base). Kernel: RoPE's T
+// per rotated head.
 #include "pe/pe.h"
 #include "pe/rope.h"
 #include "pe/sinusoidal.h"
@@ -15,14 +19,16 @@ class RopeAbsolute : public PositionalEncoding {
   }
   std::string name() const override { return "rope_abs"; }
   PeKind kind() const override { return PeKind::kRotaryAbsolute; }
-  torch::Tensor embedding(int64_t length) const override { return table_.narrow(0, 0, length); }
+  torch::Tensor embedding(int64_t length) const override {
+    TORCH_CHECK(length <= table_.size(0), "rope_abs PE covers ", table_.size(0), " positions, got ",
+                length);
+    return table_.narrow(0, 0, length);
+  }
   std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                  const torch::Tensor& positions) const override {
     return rotary_.rotate(q, k, positions);
   }
-  torch::Tensor kernel(int64_t n, int64_t) const override {
-    return rotary_.real_kernel(n).unsqueeze(0).expand({rotary_.rotated_heads, n, n}).clone();
-  }
+  torch::Tensor kernel(int64_t n, int64_t) const override { return rotary_.head_kernels(n); }
 
  private:
   RotaryHeads rotary_;

@@ -1,8 +1,15 @@
+// RoPE primitives (rotary.h). Pair t = dims (2t, 2t+1), angle a = position * theta_t:
+//   x'_{2t} = x_{2t} cos a - x_{2t+1} sin a,   x'_{2t+1} = x_{2t} sin a + x_{2t+1} cos a,
+// theta_t = base^(-2t / rotary_dims). Angles, cos and sin are computed in float64 and only then
+// cast to x's dtype; everything is out of place, so autograd flows through x.
 #include "pe/rotary.h"
 
 namespace pelab {
 
 torch::Tensor rope_frequencies(int64_t rotary_dims, double base) {
+  TORCH_CHECK(rotary_dims >= 0 && rotary_dims % 2 == 0, "rope_frequencies: rotary_dims ",
+              rotary_dims, " must be even and non-negative");
+  TORCH_CHECK(base > 0, "rope_frequencies: base must be positive, got ", base);
   auto t = torch::arange(rotary_dims / 2, torch::kDouble);
   return torch::pow(base, -2.0 * t / double(rotary_dims));
 }
@@ -12,19 +19,22 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
   const int64_t pairs = theta.size(0);
   if (pairs == 0) return x;
   const int64_t rotary = 2 * pairs;
-  // Angles in double so long positions keep their precision, then the input's dtype.
-  auto angles = positions.to(torch::kDouble).unsqueeze(1) * theta.unsqueeze(0);  // [L, pairs]
-  auto cos = angles.cos().to(x.scalar_type());
-  auto sin = angles.sin().to(x.scalar_type());
-  auto rotated_part = x.narrow(-1, 0, rotary);
-  auto shape = rotated_part.sizes().vec();
+  const int64_t dims = x.size(-1);
+  TORCH_CHECK(rotary <= dims, "apply_rotary: ", rotary, " rotary dims but the head has ", dims);
+  TORCH_CHECK(x.dim() >= 2 && positions.dim() == 1 && positions.size(0) == x.size(-2),
+              "apply_rotary: expected positions [", x.size(-2), "], got ", positions.sizes());
+  auto angles = positions.to(torch::kDouble).unsqueeze(1) *
+                theta.to(torch::kDouble).unsqueeze(0);  // [L, pairs]
+  auto cos = angles.cos().to(x.device(), x.scalar_type());
+  auto sin = angles.sin().to(x.device(), x.scalar_type());
+  auto shape = x.sizes().vec();
   shape.back() = pairs;
   shape.push_back(2);
-  auto pairs_view = rotated_part.reshape(shape);
-  auto x0 = pairs_view.select(-1, 0), x1 = pairs_view.select(-1, 1);
+  auto pair_view = x.narrow(-1, 0, rotary).reshape(shape);  // [..., L, pairs, 2]
+  auto x0 = pair_view.select(-1, 0), x1 = pair_view.select(-1, 1);
   auto y = torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
-  if (rotary == x.size(-1)) return y;
-  return torch::cat({y, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
+  if (rotary == dims) return y;
+  return torch::cat({y, x.narrow(-1, rotary, dims - rotary)}, -1);
 }
 
 }  // namespace pelab

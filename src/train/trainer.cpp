@@ -105,11 +105,11 @@ class ProgressLine {
 
 }  // namespace
 
-void train(TrainState& state, const fs::path& run_dir, const TrainOptions& options) {
+void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir,
+           const TrainOptions& options) {
   const Config& config = state.config;
   const auto& t = config.train;
   configure_threads(t.threads);
-  const DatasetSplit split = make_split(config.task);
   const int64_t n_train = split.train.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
@@ -190,10 +190,11 @@ void train_new_run(const Config& config, const fs::path& run_dir, const TrainOpt
         "'{}' already holds a run; continue it with `pelab train --resume {}` or choose another "
         "--out folder",
         run_dir.string(), run_dir.string()));
+  const DatasetSplit split = make_split(config.task);
+  TrainState state = fresh_state(config);
   fs::create_directories(run_dir);
   write_file_atomically(run_dir / "config.toml", to_toml(config));
-  TrainState state = fresh_state(config);
-  train(state, run_dir, options);
+  train(state, split, run_dir, options);
 }
 
 void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t new_total_epochs) {
@@ -206,7 +207,7 @@ void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t ne
     state.config.train.epochs = new_total_epochs;
     write_file_atomically(run_dir / "config.toml", to_toml(state.config));
   }
-  train(state, run_dir, options);
+  train(state, make_split(state.config.task), run_dir, options);
 }
 
 }  // namespace pelab

@@ -33,11 +33,13 @@ struct TrainOptions {
   int64_t max_epochs_this_call = 0;
 };
 
-// Trains `state` from its epochs_done to config.train.epochs, checkpointing into run_dir after
-// every epoch. Returns the final state (also in run_dir).
-void train(TrainState& state, const std::filesystem::path& run_dir, const TrainOptions& options);
+// Trains `state` on `data` (the split its config describes) from its epochs_done to
+// config.train.epochs, checkpointing into run_dir after every epoch.
+void train(TrainState& state, const DatasetSplit& data, const std::filesystem::path& run_dir,
+           const TrainOptions& options);
 
-// Creates run_dir (refusing one that already holds a checkpoint), writes config.toml, trains.
+// Checks that the task can be generated, then creates run_dir (refusing one that already holds a
+// checkpoint), writes config.toml and trains. Bad input leaves no run folder behind.
 void train_new_run(const Config& config, const std::filesystem::path& run_dir,
                    const TrainOptions& options);
 // Loads run_dir's checkpoint and continues to train.epochs.
