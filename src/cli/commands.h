@@ -11,5 +11,6 @@ void add_eval(CLI::App& app);
 void add_export(CLI::App& app);
 void add_pe(CLI::App& app);
 void add_config(CLI::App& app);
+void add_ablate(CLI::App& app);
 
 }  // namespace pelab::cli

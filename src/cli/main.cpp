@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   pelab::cli::add_train(app);
   pelab::cli::add_eval(app);
   pelab::cli::add_export(app);
+  pelab::cli::add_ablate(app);
   pelab::cli::add_pe(app);
   pelab::cli::add_config(app);
   try {

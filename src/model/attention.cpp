@@ -18,6 +18,12 @@ torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const At
   if (attention_dropout > 0 && training)
     probabilities = torch::dropout(probabilities, attention_dropout, true);
   auto mixed = torch::matmul(probabilities, values);  // [B, H, L, Dv]
+  if (in.record) in.record->head_outputs = mixed.detach();
+  if (in.head_gate.defined()) {
+    auto gate = in.head_gate.to(mixed.dtype()).view({mixed.size(0), mixed.size(1), 1, 1});
+    mixed = mixed * gate;
+    if (in.head_replacement.defined()) mixed = mixed + (1 - gate) * in.head_replacement;
+  }
   const auto B = mixed.size(0), H = mixed.size(1), L = mixed.size(2), Dv = mixed.size(3);
   return mixed.transpose(1, 2).reshape({B, L, H * Dv});
 }

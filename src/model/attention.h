@@ -15,6 +15,7 @@ namespace pelab {
 struct AttentionRecord {
   torch::Tensor logits;         // [B, H, L, L] before the mask and softmax (bias included)
   torch::Tensor probabilities;  // [B, H, L, L] after softmax (before attention dropout)
+  torch::Tensor head_outputs;   // [B, H, L, Dv] each head's output before the merge
 };
 
 struct AttentionInputs {
@@ -24,6 +25,10 @@ struct AttentionInputs {
   torch::Tensor positions;      // [L] int64
   int64_t layer = 0;
   AttentionRecord* record = nullptr;
+  // Head interventions (analysis). head_gate [B, H] scales each head's output (0 = removed);
+  // where set, head_replacement [H, L, Dv] fills in the removed share: out g + (1 - g) r.
+  torch::Tensor head_gate;
+  torch::Tensor head_replacement;
 };
 
 class AttentionBlock : public torch::nn::Module {

@@ -64,34 +64,61 @@ torch::Tensor TransformerImpl::additive_mask(const torch::Tensor& valid) const {
   return {};
 }
 
-torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
-                                       const ForwardOptions& options) {
+ForwardState ForwardState::repeat(int64_t times) const {
+  ForwardState r = *this;
+  r.x = x.repeat({times, 1, 1});
+  r.embeddings = embeddings.repeat({times, 1, 1});
+  r.valid = valid.repeat({times, 1});
+  if (inputs.additive_mask.defined() && inputs.additive_mask.size(0) > 1)
+    r.inputs.additive_mask = inputs.additive_mask.repeat({times, 1, 1, 1});
+  return r;
+}
+
+ForwardState TransformerImpl::begin(const torch::Tensor& tokens, const torch::Tensor& lengths) {
   const auto L = tokens.size(1);
   TORCH_CHECK(L <= max_len_, "sequence length ", L, " exceeds the model's max_len ", max_len_);
-  auto x = token_embedding(tokens);
+  ForwardState s;
+  s.x = token_embedding(tokens);
   auto absolute = pe->embedding(L);
-  if (absolute.defined()) x = x + absolute.unsqueeze(0);
-  x = torch::dropout(x, config_.dropout, is_training());
-  const auto embeddings = x;
-  auto valid = torch::arange(L, torch::kLong).unsqueeze(0) < lengths.unsqueeze(1);  // [B, L]
-  AttentionInputs in;
-  in.additive_mask = additive_mask(valid);
-  in.positions = torch::arange(L, torch::kLong);
-  if (options.attention_records) options.attention_records->assign(blocks->size(), {});
-  for (std::size_t l = 0; l < blocks->size(); ++l) {
-    in.layer = static_cast<int64_t>(l);
-    in.record = options.attention_records ? &(*options.attention_records)[l] : nullptr;
-    x = blocks[l]->as<Block>()->forward(x, embeddings, in);
-  }
-  if (!final_norm.is_empty()) x = final_norm(x);
+  if (absolute.defined()) s.x = s.x + absolute.unsqueeze(0);
+  s.x = torch::dropout(s.x, config_.dropout, is_training());
+  s.embeddings = s.x;
+  s.valid = torch::arange(L, torch::kLong).unsqueeze(0) < lengths.unsqueeze(1);  // [B, L]
+  s.inputs.additive_mask = additive_mask(s.valid);
+  s.inputs.positions = torch::arange(L, torch::kLong);
+  return s;
+}
+
+void TransformerImpl::run_block(ForwardState& s, int64_t layer, const torch::Tensor& head_gate,
+                                const torch::Tensor& head_replacement, AttentionRecord* record) {
+  AttentionInputs in = s.inputs;
+  in.layer = layer;
+  in.record = record;
+  in.head_gate = head_gate;
+  in.head_replacement = head_replacement;
+  s.x = blocks[layer]->as<Block>()->forward(s.x, s.embeddings, in);
+}
+
+torch::Tensor TransformerImpl::finish(const ForwardState& s) {
+  auto x = final_norm.is_empty() ? s.x : final_norm(s.x);
   torch::Tensor pooled;
   if (config_.pooling == "valid") {
-    auto weights = valid.to(x.dtype()).unsqueeze(2);  // [B, L, 1]
+    auto weights = s.valid.to(x.dtype()).unsqueeze(2);  // [B, L, 1]
     pooled = (x * weights).sum(1) / weights.sum(1).clamp_min(1.0);
   } else {
     pooled = x.mean(1);  // authors: pads are averaged in
   }
   return classifier(pooled);
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
+                                       const ForwardOptions& options) {
+  ForwardState s = begin(tokens, lengths);
+  const auto layers = static_cast<int64_t>(blocks->size());
+  if (options.attention_records) options.attention_records->assign(layers, {});
+  for (int64_t l = 0; l < layers; ++l)
+    run_block(s, l, {}, {}, options.attention_records ? &(*options.attention_records)[l] : nullptr);
+  return finish(s);
 }
 
 Transformer build_model(const Config& config) {

@@ -36,6 +36,17 @@ struct ForwardOptions {
   std::vector<AttentionRecord>* attention_records = nullptr;  // one per layer when set
 };
 
+// The forward pass in pieces, so analysis can branch off at any layer (head ablation reuses the
+// layers below the ablated one). forward() = begin, every block, finish.
+struct ForwardState {
+  torch::Tensor x;           // residual stream [B, L, d]
+  torch::Tensor embeddings;  // input embeddings [B, L, d]
+  torch::Tensor valid;       // [B, L] bool
+  AttentionInputs inputs;    // mask and positions
+  // The same state with every sample repeated `times` times (sample-major blocks of B).
+  ForwardState repeat(int64_t times) const;
+};
+
 class TransformerImpl : public torch::nn::Module {
  public:
   TransformerImpl(const ModelConfig& config, int64_t vocab_size, int64_t num_classes,
@@ -43,6 +54,12 @@ class TransformerImpl : public torch::nn::Module {
   // tokens: [B, L] int64; lengths: [B] int64. Returns class logits [B, num_classes].
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
                         const ForwardOptions& options = {});
+
+  ForwardState begin(const torch::Tensor& tokens, const torch::Tensor& lengths);
+  // Runs block `layer` on state.x; gate/replacement/record as in AttentionInputs.
+  void run_block(ForwardState& state, int64_t layer, const torch::Tensor& head_gate = {},
+                 const torch::Tensor& head_replacement = {}, AttentionRecord* record = nullptr);
+  torch::Tensor finish(const ForwardState& state);  // final norm, pooling, classifier
 
   const ModelConfig& config() const { return config_; }
   PositionalEncodingPtr pe;

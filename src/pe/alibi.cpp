@@ -1,7 +1,15 @@
-// alibi: a fixed linear distance penalty per head (Press et al. 2022), B_{h,i,j} = -m_h |i - j|,
-// symmetric (a causal mask, when set, removes j > i elsewhere). Slopes: alibi.h,
-// model.alibi_slopes = standard | paper. No parameters; the same bias in every layer.
+// alibi: a fixed linear distance penalty per head (Press et al. 2022),
+//   B_{h,i,j} = -m_h |i - j|,
+// symmetric (a causal mask, when set, removes j > i elsewhere). Slopes (alibi.h),
+// model.alibi_slopes:
+//   standard: m_h = 2^(-8(h+1)/H) for H a power of two; otherwise n = 2^floor(log2 H) and the
+//             slopes are those of n heads followed by slopes 0, 2, 4, ... of 2n heads, H - n of
+//             them;
+//   paper:    m_h = exp(-h/H), h = 0..H-1 (the authors').
+// No parameters (the slopes are a float64 buffer); the same bias in every layer.
 #include "pe/alibi.h"
+
+#include <fmt/format.h>
 
 #include <cmath>
 
@@ -20,6 +28,11 @@ std::vector<double> power_of_two_slopes(int64_t n) {
 }  // namespace
 
 std::vector<double> alibi_slopes(int64_t heads, const std::string& rule) {
+  if (rule != "standard" && rule != "paper")
+    throw ConfigError(
+        fmt::format("model.alibi_slopes: bad value '{}'; accepted: standard, paper", rule));
+  if (heads < 1)
+    throw ConfigError(fmt::format("model.n_heads: bad value {}; accepted: >= 1", heads));
   if (rule == "paper") {
     std::vector<double> s(heads);
     for (int64_t h = 0; h < heads; ++h) s[h] = std::exp(-double(h) / double(heads));

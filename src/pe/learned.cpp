@@ -1,5 +1,6 @@
 // learned: a trained absolute table added to the token embeddings, x_i = e(token_i) + P[i],
-// P: [max_len, d_model] initialised N(0, 0.02^2) (the authors' "random init").
+// P: parameter "table" [max_len, d_model] initialised N(0, 0.02^2) (the authors' "random init").
+// Kernel: G_pp = P P^T (float64, [1, n, n]).
 #include "pe/pe.h"
 #include "pe/sinusoidal.h"
 
@@ -13,9 +14,12 @@ class Learned : public PositionalEncoding {
   }
   std::string name() const override { return "learned"; }
   PeKind kind() const override { return PeKind::kAbsolute; }
-  torch::Tensor embedding(int64_t length) const override { return table_.narrow(0, 0, length); }
+  torch::Tensor embedding(int64_t length) const override {
+    TORCH_CHECK(length <= table_.size(0), "learned PE covers ", table_.size(0), " positions, got ",
+                length);
+    return table_.narrow(0, 0, length);
+  }
   torch::Tensor kernel(int64_t n, int64_t) const override {
-    TORCH_CHECK(n <= table_.size(0), "learned PE has only ", table_.size(0), " positions");
     return absolute_gram(table_.detach(), n);
   }
 

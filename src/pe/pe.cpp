@@ -1,3 +1,5 @@
+// The interface's defaults: a PE adds no embedding and no bias, has no kernel and leaves q and k
+// unchanged; each PE overrides only what it does.
 #include "pe/pe.h"
 
 namespace pelab {

@@ -1,5 +1,6 @@
 // The PE registry: adding a positional encoding is one new file plus one line here.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "pe/pe.h"
 

@@ -1,5 +1,6 @@
 // rope_abs: RoPE plus the sinusoidal absolute encoding, the authors' default "rope" setting:
-//   x_i = e(token_i) + P[i],  P[i, 2t] = sin(i / base_s^(2t/d)), P[i, 2t+1] = cos(i / base_s^(2t/d))
+//   x_i = e(token_i) + P[i],  P[i, 2t] = sin(i / base_s^(2t/d)), P[i, 2t+1] = cos(i /
+//   base_s^(2t/d))
 // (sinusoidal.cpp, base_s = model.sinusoidal_base), and q, k rotated exactly as in rope.cpp:
 //   L_ij = Re sum_t q_i^(t) conj(k_j^(t)) e^{i (i - j) theta_t} / sqrt(d_h).
 // Options of both (model.rotary_heads, model.rotary_fraction, model.rope_base). Kernel: RoPE's T

@@ -45,9 +45,12 @@ class T5Bias : public PositionalEncoding {
         num_buckets_(o.model.t5_num_buckets),
         max_distance_(o.model.t5_max_distance) {
     const int64_t per_direction = bidirectional_ ? num_buckets_ / 2 : num_buckets_;
-    if (per_direction < 2)
-      throw ConfigError(fmt::format("model.t5_num_buckets: bad value {}; accepted: at least {}",
-                                    num_buckets_, bidirectional_ ? 4 : 2));
+    // Bidirectional T5 splits the buckets in two halves (Hugging Face floors an odd count,
+    // leaving the last bucket unused; we refuse it instead).
+    if (per_direction < 2 || (bidirectional_ && num_buckets_ % 2 != 0))
+      throw ConfigError(fmt::format(
+          "model.t5_num_buckets: bad value {}; accepted: {}", num_buckets_,
+          bidirectional_ ? "an even number >= 4 (bidirectional)" : "a number >= 2 (causal)"));
     if (max_distance_ <= per_direction / 2)
       throw ConfigError(fmt::format(
           "model.t5_max_distance: bad value {}; accepted: more than {} (half the buckets of one "

@@ -1,0 +1,59 @@
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "analysis/ablation.h"
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace pelab::cli {
+
+void add_ablate(CLI::App& app) {
+  struct Args {
+    std::string run_dir, split = "test", method = "value";
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "ablate", "Accuracy with each attention head removed, and the per-layer deposit summary");
+  cmd->add_option("run", args->run_dir, "run folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--split", args->split, "test | train | all")
+      ->check(CLI::IsMember({"test", "train", "all"}));
+  cmd->add_option("--method", args->method,
+                  "value (zero the head's value rows; authors') | output | mean");
+  cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->callback([args] {
+    const AblationMethod method = parse_ablation_method(args->method);
+    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
+    configure_threads(state.config.train.threads);
+    DatasetSplit split = make_split(state.config.task);
+    Dataset data = args->split == "train" ? split.train : split.test;
+    if (args->split == "all")
+      data = Dataset{torch::cat({split.train.tokens, split.test.tokens}),
+                     torch::cat({split.train.lengths, split.test.lengths}),
+                     torch::cat({split.train.labels, split.test.labels})};
+    const int64_t batch = state.config.train.eval_batch_size > 0
+                              ? state.config.train.eval_batch_size
+                              : state.config.train.batch_size;
+    const auto start = std::chrono::steady_clock::now();
+    const AblationResult r = ablate_heads(state.model, data, method, batch);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (args->json) {
+      fmt::print("{}\n", ablation_to_json(r, args->split));
+      return;
+    }
+    fmt::print("{} ablation on the {} split ({} samples, {:.1f} s): baseline accuracy {:.4f}\n",
+               args->method, args->split, r.samples, seconds, r.baseline_accuracy);
+    for (int64_t l = 0; l < r.accuracy.size(0); ++l) {
+      std::string row;
+      for (int64_t h = 0; h < r.accuracy.size(1); ++h)
+        row += fmt::format(" {:.3f}", r.accuracy[l][h].item<double>());
+      const auto& d = r.deposits[l];
+      fmt::print("layer {}:{}  | worst head {} drop {:.3f} share {:.2f}{}\n", l, row, d.worst_head,
+                 d.drop, d.share, d.single_head_deposit ? "  SINGLE-HEAD DEPOSIT" : "");
+    }
+  });
+}
+
+}  // namespace pelab::cli
