@@ -34,7 +34,8 @@ std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"
 TEST(Cli, TrainEvalExportResume) {
   const fs::path dir = fs::path(::testing::TempDir()) / "pelab_cli_run";
   fs::remove_all(dir);
-  auto r = run("train --config " + tiny() + " model.pe=alibi task.name=count train.epochs=1 " +
+  auto r = run("train --config " + tiny() +
+               " model.pe=alibi task.name=count train.epochs=1 train.threads=1 " +
                "--no-progress --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("test_acc"), std::string::npos) << r.output;
