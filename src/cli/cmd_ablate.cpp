@@ -12,6 +12,7 @@ void add_ablate(CLI::App& app) {
   struct Args {
     std::string run_dir, split = "test", method = "value";
     bool json = false;
+    bool one_by_one = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -22,6 +23,8 @@ void add_ablate(CLI::App& app) {
   cmd->add_option("--method", args->method,
                   "value (zero the head's value rows; authors') | output | mean");
   cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->add_flag("--one-by-one", args->one_by_one,
+                "use the plain loop (one full evaluation per head): the reference, slower");
   cmd->callback([args] {
     const AblationMethod method = parse_ablation_method(args->method);
     TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
@@ -36,7 +39,9 @@ void add_ablate(CLI::App& app) {
                               ? state.config.train.eval_batch_size
                               : state.config.train.batch_size;
     const auto start = std::chrono::steady_clock::now();
-    const AblationResult r = ablate_heads(state.model, data, method, batch);
+    const AblationResult r = args->one_by_one
+                                 ? ablate_heads_one_by_one(state.model, data, method, batch)
+                                 : ablate_heads(state.model, data, method, batch);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (args->json) {
