@@ -63,24 +63,14 @@ RotaryHeads make_rotary_heads(const ModelConfig& m) {
   return r;
 }
 
-namespace {
+Rope::Rope(const PeOptions& o) : rotary_(make_rotary_heads(o.model)) {}
 
-class Rope : public PositionalEncoding {
- public:
-  explicit Rope(const PeOptions& o) : rotary_(make_rotary_heads(o.model)) {}
-  std::string name() const override { return "rope"; }
-  PeKind kind() const override { return PeKind::kRotary; }
-  std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
-                                                 const torch::Tensor& positions) const override {
-    return rotary_.rotate(q, k, positions);
-  }
-  torch::Tensor kernel(int64_t n, int64_t) const override { return rotary_.head_kernels(n); }
+std::pair<torch::Tensor, torch::Tensor> Rope::rotate(const torch::Tensor& q, const torch::Tensor& k,
+                                                     const torch::Tensor& positions) const {
+  return rotary_.rotate(q, k, positions);
+}
 
- private:
-  RotaryHeads rotary_;
-};
-
-}  // namespace
+torch::Tensor Rope::kernel(int64_t n, int64_t) const { return rotary_.head_kernels(n); }
 
 PositionalEncodingPtr make_rope(const PeOptions& o) { return std::make_shared<Rope>(o); }
 

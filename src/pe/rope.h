@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "config/config.h"
+#include "pe/pe.h"
 
 namespace pelab {
 
@@ -34,5 +35,19 @@ struct RotaryHeads {
 // From model.rotary_heads (-1 = all, else 0..n_heads), model.rotary_fraction (0 < f <= 1, via
 // rotary_dims(model)) and model.rope_base. Throws ConfigError naming the key on a bad value.
 RotaryHeads make_rotary_heads(const ModelConfig& model);
+
+// The rope PE; rope_abs extends it with the sinusoidal table.
+class Rope : public PositionalEncoding {
+ public:
+  explicit Rope(const PeOptions& options);
+  std::string name() const override { return "rope"; }
+  PeKind kind() const override { return PeKind::kRotary; }
+  std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
+                                                 const torch::Tensor& positions) const override;
+  torch::Tensor kernel(int64_t n, int64_t layer) const override;
+
+ private:
+  RotaryHeads rotary_;
+};
 
 }  // namespace pelab

@@ -12,9 +12,9 @@
 namespace pelab {
 namespace {
 
-class RopeAbsolute : public PositionalEncoding {
+class RopeAbsolute : public Rope {
  public:
-  explicit RopeAbsolute(const PeOptions& o) : rotary_(make_rotary_heads(o.model)) {
+  explicit RopeAbsolute(const PeOptions& o) : Rope(o) {
     table_ = register_buffer("table",
                              sinusoidal_table(o.max_len, o.model.d_model, o.model.sinusoidal_base));
   }
@@ -25,14 +25,8 @@ class RopeAbsolute : public PositionalEncoding {
                 length);
     return table_.narrow(0, 0, length);
   }
-  std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
-                                                 const torch::Tensor& positions) const override {
-    return rotary_.rotate(q, k, positions);
-  }
-  torch::Tensor kernel(int64_t n, int64_t) const override { return rotary_.head_kernels(n); }
 
  private:
-  RotaryHeads rotary_;
   torch::Tensor table_;
 };
 
