@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "analysis/ablation.h"
+#include "report/heatmap.h"
 #include "train/trainer.h"
 
 using namespace pelab;
@@ -99,3 +102,17 @@ TEST(Ablation, DepositRule) {
 }
 
 TEST(Ablation, UnknownMethodIsRefused) { EXPECT_THROW(parse_ablation_method("zero"), ConfigError); }
+
+TEST(Heatmap, WritesAnSvgWithEveryCellValue) {
+  const std::filesystem::path svg = ::testing::TempDir() + "/pelab_heatmap.svg";
+  std::filesystem::remove(svg);
+  auto m = torch::tensor({{0.125, 0.5}, {0.75, 0.875}, {0.25, 0.375}}, torch::kDouble);
+  write_heatmap_svg(svg, m, {"Title's test", "head", "layer", "accuracy"});
+  std::ifstream in(svg);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("<svg"), std::string::npos);
+  for (const char* label : {"0.12", "0.50", "0.75", "0.88", "0.25", "0.38"})
+    EXPECT_NE(text.find(label), std::string::npos) << label;
+  EXPECT_FALSE(std::filesystem::exists(svg.string() + ".tmp"));
+  EXPECT_THROW(write_heatmap_svg("/nonexistent_dir/x.svg", m, {}), std::runtime_error);
+}

@@ -4,6 +4,7 @@
 
 #include "analysis/ablation.h"
 #include "cli/commands.h"
+#include "report/heatmap.h"
 #include "train/trainer.h"
 
 namespace pelab::cli {
@@ -13,6 +14,7 @@ void add_ablate(CLI::App& app) {
     std::string run_dir, split = "test", method = "value";
     bool json = false;
     bool one_by_one = false;
+    std::string figure;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -23,6 +25,8 @@ void add_ablate(CLI::App& app) {
   cmd->add_option("--method", args->method,
                   "value (zero the head's value rows; authors') | output | mean");
   cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->add_option("--figure", args->figure,
+                  "heatmap SVG to write (default RUN/ablation-METHOD-SPLIT.svg; 'none' for none)");
   cmd->add_flag("--one-by-one", args->one_by_one,
                 "use the plain loop (one full evaluation per head): the reference, slower");
   cmd->callback([args] {
@@ -44,6 +48,19 @@ void add_ablate(CLI::App& app) {
                                  : ablate_heads(state.model, data, method, batch);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (args->figure != "none") {
+      const std::string figure =
+          args->figure.empty() ? (std::filesystem::path(args->run_dir) /
+                                  fmt::format("ablation-{}-{}.svg", args->method, args->split))
+                                     .string()
+                               : args->figure;
+      write_heatmap_svg(figure, r.accuracy,
+                        {fmt::format("Accuracy with one head removed ({} ablation, {} split; "
+                                     "baseline {:.3f})",
+                                     args->method, args->split, r.baseline_accuracy),
+                         "head", "layer", "accuracy"});
+      if (!args->json) fmt::print("heatmap: {}\n", figure);
+    }
     if (args->json) {
       fmt::print("{}\n", ablation_to_json(r, args->split));
       return;
