@@ -136,3 +136,14 @@ TEST(Checkpoint, WeightsThatDoNotMatchTheConfigAreRefused) {
   EXPECT_NE(msg.find("ffn_in.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
 }
+
+TEST(Train, SelectSplitByName) {
+  const DatasetSplit split = make_split(tiny_config().task);
+  EXPECT_TRUE(torch::equal(select_split(split, "test").tokens, split.test.tokens));
+  const Dataset all = select_split(split, "all");
+  EXPECT_EQ(all.size(), split.train.size() + split.test.size());
+  EXPECT_TRUE(torch::equal(all.labels.slice(0, split.train.size()), split.test.labels));
+  EXPECT_THROW(select_split(split, "valid"), c10::Error);
+  Config c = tiny_config({"train.eval_batch_size=0"});
+  EXPECT_EQ(eval_batch_size(c.train), c.train.batch_size);
+}

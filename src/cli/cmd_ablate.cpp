@@ -33,15 +33,8 @@ void add_ablate(CLI::App& app) {
     const AblationMethod method = parse_ablation_method(args->method);
     TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
     configure_threads(state.config.train.threads);
-    DatasetSplit split = make_split(state.config.task);
-    Dataset data = args->split == "train" ? split.train : split.test;
-    if (args->split == "all")
-      data = Dataset{torch::cat({split.train.tokens, split.test.tokens}),
-                     torch::cat({split.train.lengths, split.test.lengths}),
-                     torch::cat({split.train.labels, split.test.labels})};
-    const int64_t batch = state.config.train.eval_batch_size > 0
-                              ? state.config.train.eval_batch_size
-                              : state.config.train.batch_size;
+    const Dataset data = select_split(make_split(state.config.task), args->split);
+    const int64_t batch = eval_batch_size(state.config.train);
     const auto start = std::chrono::steady_clock::now();
     const AblationResult r = args->one_by_one
                                  ? ablate_heads_one_by_one(state.model, data, method, batch)

@@ -22,19 +22,8 @@ void add_eval(CLI::App& app) {
     TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
     configure_threads(state.config.train.threads);
     const DatasetSplit split = make_split(state.config.task);
-    const int64_t batch = state.config.train.eval_batch_size > 0
-                              ? state.config.train.eval_batch_size
-                              : state.config.train.batch_size;
-    EvalResult r;
-    if (args->split == "all") {
-      const EvalResult a = evaluate(state.model, split.train, batch);
-      const EvalResult b = evaluate(state.model, split.test, batch);
-      r.samples = a.samples + b.samples;
-      r.loss = (a.loss * a.samples + b.loss * b.samples) / double(r.samples);
-      r.accuracy = (a.accuracy * a.samples + b.accuracy * b.samples) / double(r.samples);
-    } else {
-      r = evaluate(state.model, args->split == "train" ? split.train : split.test, batch);
-    }
+    const EvalResult r = evaluate(state.model, select_split(split, args->split),
+                                  eval_batch_size(state.config.train));
     if (args->json) {
       nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"samples", r.samples}};
       fmt::print("{}\n", j.dump());

@@ -21,6 +21,19 @@ void configure_threads(int64_t threads) {
 
 DatasetSplit make_split(const TaskConfig& task) { return split_dataset(generate_task(task), task); }
 
+Dataset select_split(const DatasetSplit& split, const std::string& name) {
+  if (name == "train") return split.train;
+  if (name == "test") return split.test;
+  TORCH_CHECK(name == "all", "unknown split '", name, "'; accepted: train, test, all");
+  return Dataset{torch::cat({split.train.tokens, split.test.tokens}),
+                 torch::cat({split.train.lengths, split.test.lengths}),
+                 torch::cat({split.train.labels, split.test.labels})};
+}
+
+int64_t eval_batch_size(const TrainConfig& train) {
+  return train.eval_batch_size > 0 ? train.eval_batch_size : train.batch_size;
+}
+
 EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size) {
   const bool was_training = model->is_training();
   model->eval();
@@ -113,7 +126,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const int64_t n_train = split.train.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
-  const int64_t eval_batch = t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size;
+  const int64_t eval_batch = eval_batch_size(t);
   Transformer& model = state.model;
   auto& optimizer = *state.optimizer;
   ProgressLine progress(options.progress);

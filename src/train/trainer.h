@@ -25,6 +25,10 @@ void configure_threads(int64_t threads);
 
 // The train/test split a configuration describes (regenerated deterministically).
 DatasetSplit make_split(const TaskConfig& task);
+// "train", "test" or "all" (train followed by test), as the CLI's --split names them.
+Dataset select_split(const DatasetSplit& split, const std::string& name);
+// train.eval_batch_size, or train.batch_size when it is 0.
+int64_t eval_batch_size(const TrainConfig& train);
 
 struct TrainOptions {
   bool progress = true;  // progress line on stderr
