@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/batches.h"
 #include "model/mla.h"
 
 namespace pelab {
@@ -28,23 +29,6 @@ std::string ablation_method_name(AblationMethod method) {
 }
 
 namespace {
-
-struct Batch {
-  torch::Tensor tokens, lengths, labels;
-};
-
-template <typename F>
-void for_each_batch(const Dataset& data, int64_t batch_size, F&& f) {
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    const int64_t end = std::min(data.size(), start + batch_size);
-    f(Batch{data.tokens.slice(0, start, end), data.lengths.slice(0, start, end),
-            data.labels.slice(0, start, end)});
-  }
-}
-
-int64_t correct(const torch::Tensor& logits, const torch::Tensor& labels) {
-  return logits.argmax(-1).eq(labels).sum().item<int64_t>();
-}
 
 // Mean of every head's output over the data, per layer: [H, L, Dv] (for the mean method).
 std::vector<torch::Tensor> mean_head_outputs(Transformer& model, const Dataset& data,
@@ -125,7 +109,7 @@ AblationResult ablate_heads(Transformer& model, const Dataset& data, AblationMet
       before.push_back(s);
       model->run_block(s, l);
     }
-    baseline_correct += correct(model->finish(s), b.labels);
+    baseline_correct += count_correct(model->finish(s), b.labels);
     const auto gates = one_off_gates(p.heads, B);
     const auto labels = b.labels.repeat({p.heads});
     for (int64_t l = 0; l < p.layers; ++l) {
@@ -149,7 +133,7 @@ AblationResult ablate_heads_one_by_one(Transformer& model, const Dataset& data,
   const int64_t head_dim = model->config().d_model / p.heads;
   int64_t baseline_correct = 0;
   for_each_batch(data, batch_size, [&](const Batch& b) {
-    baseline_correct += correct(model->forward(b.tokens, b.lengths), b.labels);
+    baseline_correct += count_correct(model->forward(b.tokens, b.lengths), b.labels);
   });
   auto counts = torch::zeros({p.layers, p.heads}, torch::kLong);
   for (int64_t l = 0; l < p.layers; ++l) {
@@ -172,7 +156,7 @@ AblationResult ablate_heads_one_by_one(Transformer& model, const Dataset& data,
           }
           model->run_block(s, m, gate, m == l ? p.replacements[l] : torch::Tensor());
         }
-        counts[l][h] += correct(model->finish(s), b.labels);
+        counts[l][h] += count_correct(model->finish(s), b.labels);
       });
       for (std::size_t i = 0; i < saved.size(); ++i) rows[i].copy_(saved[i]);
     }

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "analysis/training_probe.h"
 #include "cli/commands.h"
 #include "train/trainer.h"
 
@@ -28,6 +29,12 @@ void add_train(CLI::App& app) {
   cmd->callback([args] {
     TrainOptions options;
     options.progress = !args->no_progress;
+    // Per-epoch spectra and Hessian when the run's config asks for them (train.track_spectra).
+    options.epoch_probe = [](Transformer& model, const DatasetSplit& split,
+                             const Config& config) -> nlohmann::json {
+      if (!config.train.track_spectra) return nullptr;
+      return training_probe(model, split, config.train);
+    };
     if (!args->resume_dir.empty()) {
       if (!args->config_file.empty())
         throw ConfigError(

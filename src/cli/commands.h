@@ -12,5 +12,8 @@ void add_export(CLI::App& app);
 void add_pe(CLI::App& app);
 void add_config(CLI::App& app);
 void add_ablate(CLI::App& app);
+void add_logits(CLI::App& app);
+void add_spectrum(CLI::App& app);
+void add_removal(CLI::App& app);
 
 }  // namespace pelab::cli

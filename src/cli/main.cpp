@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   pelab::cli::add_eval(app);
   pelab::cli::add_export(app);
   pelab::cli::add_ablate(app);
+  pelab::cli::add_logits(app);
+  pelab::cli::add_spectrum(app);
+  pelab::cli::add_removal(app);
   pelab::cli::add_pe(app);
   pelab::cli::add_config(app);
   try {

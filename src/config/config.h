@@ -84,6 +84,10 @@ struct TrainConfig {
   double grad_clip = 0.0;         // max global gradient norm; 0 = off
   int64_t seed = 0;               // model init, dropout and batch order
   int64_t threads = 0;            // 0 = all cores
+  // Per-epoch analysis (analysis/training_probe.h): logit spectra and the top Hessian eigenvalue.
+  bool track_spectra = false;
+  int64_t track_samples = 32;       // test sequences used
+  int64_t hessian_iterations = 10;  // power iterations; 0 = no Hessian
 };
 
 struct Config {

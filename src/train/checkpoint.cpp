@@ -42,15 +42,18 @@ TrainState fresh_state(const Config& config) {
 
 std::string metrics_to_json(const std::vector<EpochMetrics>& history) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& m : history)
-    out.push_back({{"epoch", m.epoch},
+  for (const auto& m : history) {
+    nlohmann::json e = {{"epoch", m.epoch},
                    {"train_loss", m.train_loss},
                    {"train_accuracy", m.train_accuracy},
                    {"test_loss", m.test_loss},
                    {"test_accuracy", m.test_accuracy},
                    {"lr", m.lr},
                    {"seconds", m.seconds},
-                   {"train_samples_per_s", m.train_samples_per_s}});
+                   {"train_samples_per_s", m.train_samples_per_s}};
+    if (!m.analysis.is_null()) e["analysis"] = m.analysis;
+    out.push_back(std::move(e));
+  }
   return out.dump(1);
 }
 
@@ -66,6 +69,7 @@ std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
     m.lr = j.at("lr");
     m.seconds = j.at("seconds");
     m.train_samples_per_s = j.at("train_samples_per_s");
+    if (j.contains("analysis")) m.analysis = j.at("analysis");
     history.push_back(m);
   }
   return history;

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct EpochMetrics {
   double lr = 0;       // learning rate at the epoch's last step
   double seconds = 0;  // wall time of the epoch (training + evaluation)
   double train_samples_per_s = 0;
+  // Per-epoch analysis when train.track_spectra is on (null otherwise); written as "analysis".
+  nlohmann::json analysis;
 };
 
 // Everything needed to continue a run exactly.

@@ -178,6 +178,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     m.lr = lr;
     m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     m.train_samples_per_s = double(seen) / std::max(train_seconds, 1e-9);
+    if (options.epoch_probe) m.analysis = options.epoch_probe(model, split, config);
     state.history.push_back(m);
     state.epochs_done = epoch;
     ++epochs_this_call;

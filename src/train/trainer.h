@@ -35,6 +35,10 @@ struct TrainOptions {
   bool quiet = false;    // no per-epoch lines on stdout
   // Stop after this many epochs in this call (0 = run to train.epochs); used to test resume.
   int64_t max_epochs_this_call = 0;
+  // Called after each epoch's evaluation; its result is stored as the epoch's "analysis" in
+  // metrics.json. Must leave the model's mode, its gradients and the global RNG as it found them
+  // (so tracking does not change the training run). The CLI sets it when train.track_spectra.
+  std::function<nlohmann::json(Transformer&, const DatasetSplit&, const Config&)> epoch_probe;
 };
 
 // Trains `state` on `data` (the split its config describes) from its epochs_done to
