@@ -46,8 +46,8 @@ std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t
     case PeKind::kRotary:
     case PeKind::kRotaryAbsolute:
     case PeKind::kLatentAttention: {
-      const auto t = pe.kernel(n, 0);
-      for (int64_t h = 0; h < t.size(0); ++h) out.push_back(spectrum_of(t[h], "T", 0, h));
+      // Every rotated head shares one T (same frequencies), so it is reported once.
+      out.push_back(spectrum_of(pe.kernel(n, 0)[0], "T", 0, 0));
       const auto offsets = torch::arange(n, torch::kDouble);
       const auto delta = offsets.unsqueeze(1) - offsets.unsqueeze(0);  // i - j
       for (int64_t f = 0; f < theta.size(0); ++f) {
@@ -71,12 +71,13 @@ int64_t numerical_rank(const torch::Tensor& ascending_eigenvalues, double tol = 
   return (ascending_eigenvalues > tol * top).sum().item<int64_t>();
 }
 
-// lambda_1 / lambda_r of an ascending spectrum (r counted from the top).
-std::optional<double> condition_on_rank(const torch::Tensor& ascending, int64_t r) {
-  const auto n = ascending.size(0);
+// |lambda|_(1) / |lambda|_(r): the r-th largest magnitude (equals lambda_1 / lambda_r for a PSD
+// matrix; an indefinite coupled matrix such as A + B with ALiBi's B is measured by magnitudes).
+std::optional<double> condition_on_rank(const torch::Tensor& eigenvalues, int64_t r) {
   if (r <= 0) return std::nullopt;
-  const double top = ascending[n - 1].item<double>(), low = ascending[n - r].item<double>();
-  if (low <= 0) return std::nullopt;
+  const auto magnitudes = std::get<0>(eigenvalues.abs().sort(0, /*descending=*/true));
+  const double top = magnitudes[0].item<double>(), low = magnitudes[r - 1].item<double>();
+  if (low <= 1e-14 * top) return std::nullopt;
   return top / low;
 }
 

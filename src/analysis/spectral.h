@@ -23,7 +23,7 @@ namespace pelab {
 struct KernelSpectrum {
   std::string name;         // "B", "T", "E", "G_pp"
   int64_t layer = 0;        // layer the kernel belongs to (bias tables are per layer)
-  int64_t index = 0;        // head (B), rotated head (T), frequency t (E)
+  int64_t index = 0;        // head (B), frequency t (E); 0 for T (shared by rotated heads)
   double theta = 0;         // E only: the frequency theta_t
   bool symmetric = true;    // K = K^H (eigenvalues are of the Hermitian part otherwise)
   torch::Tensor eigenvalues;      // ascending, float64
@@ -33,8 +33,9 @@ struct KernelSpectrum {
   double toeplitz_distance = 0;
 };
 
-// Every kernel of `pe` for n positions: B of each head and layer (bias PEs), T of each rotated
-// head and E^(t) of each frequency (RoPE family; `theta` the frequencies), G_pp (absolute PEs).
+// Every kernel of `pe` for n positions: B of each head and layer (bias PEs), T once (shared by
+// every rotated head) and E^(t) of each frequency (RoPE family; `theta` the frequencies), G_pp
+// (absolute PEs).
 std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t n,
                                            int64_t layers, const torch::Tensor& theta);
 KernelSpectrum spectrum_of(const torch::Tensor& kernel, std::string name, int64_t layer,
