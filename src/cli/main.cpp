@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "store/store.h"
 #include "train/checkpoint.h"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
   pelab::cli::add_removal(app);
   pelab::cli::add_pe(app);
   pelab::cli::add_config(app);
+  pelab::cli::add_sweep(app);
+  pelab::cli::add_runs(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -32,6 +35,9 @@ int main(int argc, char** argv) {
   } catch (const pelab::CheckpointError& e) {
     fmt::print(stderr, "pelab: checkpoint error: {}\n", e.what());
     return 3;
+  } catch (const pelab::StoreError& e) {
+    fmt::print(stderr, "pelab: store error: {}\n", e.what());
+    return 4;
   } catch (const std::exception& e) {
     fmt::print(stderr, "pelab: error: {}\n", e.what());
     return 1;
