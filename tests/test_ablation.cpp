@@ -6,32 +6,21 @@
 
 #include "analysis/ablation.h"
 #include "report/heatmap.h"
+#include "fixtures.h"
 #include "train/trainer.h"
 
 using namespace pelab;
 
 namespace {
 
-// A briefly trained tiny model, so that heads matter unequally.
 struct Fixture {
   Transformer model{nullptr};
   Dataset data;
 };
 
 Fixture trained(const std::string& pe) {
-  Config config = load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
-                              {"model.pe=" + pe, "task.samples=96", "train.threads=1"});
-  configure_threads(1);
-  TrainState state = fresh_state(config);
-  Dataset data = generate_task(config.task);
-  for (int step = 0; step < 30; ++step) {
-    state.optimizer->zero_grad();
-    torch::nn::functional::cross_entropy(state.model->forward(data.tokens, data.lengths),
-                                         data.labels)
-        .backward();
-    state.optimizer->step();
-  }
-  return {state.model, data};
+  auto t = test_fixtures::briefly_trained(pe);
+  return {t.model, t.data};
 }
 
 }  // namespace
