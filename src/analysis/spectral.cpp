@@ -192,6 +192,9 @@ std::vector<LogitSpectrumStats> logit_spectra(Transformer& model, const Dataset&
   ForwardOptions options;
   options.attention_records = &records;
   model->forward(data.tokens.slice(0, 0, samples), data.lengths.slice(0, 0, samples), options);
+  const auto& config = model->config();
+  const int64_t qk_width = config.d_model / config.n_heads +
+                           (model->pe->kind() == PeKind::kLatentAttention ? config.mla_rope_dim : 0);
   std::vector<LogitSpectrumStats> out;
   for (int64_t l = 0; l < static_cast<int64_t>(records.size()); ++l) {
     const auto& logits = records[l].logits;  // [B, H, L, L]
@@ -205,12 +208,16 @@ std::vector<LogitSpectrumStats> logit_spectra(Transformer& model, const Dataset&
         const auto sv = singular_values(logits[b][h].index({Slice(0, n), Slice(0, n)}));
         const double top = sv[0].item<double>(), low = sv[-1].item<double>();
         st.mean_log10_condition += (top > 0 && low > 1e-16 * top) ? std::log10(top / low) : 16.0;
+        const double within = sv[std::min(n, qk_width) - 1].item<double>();
+        st.mean_log10_condition_within_rank +=
+            (top > 0 && within > 1e-16 * top) ? std::log10(top / within) : 16.0;
         st.mean_effective_rank += effective_rank(sv);
         st.mean_top_share += top / std::max(sv.sum().item<double>(), 1e-300);
         for (int64_t k = 0; k < std::min(kShown, n); ++k)
           shown[k] += top > 0 ? sv[k].item<double>() / top : 0.0;
       }
       st.mean_log10_condition /= double(samples);
+      st.mean_log10_condition_within_rank /= double(samples);
       st.mean_effective_rank /= double(samples);
       st.mean_top_share /= double(samples);
       for (auto& v : shown) v /= double(samples);

@@ -77,6 +77,10 @@ std::vector<TrainedGram> trained_content_grams(Transformer& model, const Dataset
 struct LogitSpectrumStats {
   int64_t layer = 0, head = 0;
   double mean_log10_condition = 0;  // of sigma_1 / sigma_n, singular matrices counted at 1e16
+  // sigma_1 / sigma_k with k = min(n, d_qk), d_qk the query-key width of a head (head_dim, plus
+  // mla_rope_dim for MLA): q k^T has rank at most d_qk, so without a bias the full condition
+  // number only measures that rank deficiency; this one measures the spread that is left.
+  double mean_log10_condition_within_rank = 0;
   double mean_effective_rank = 0;
   double mean_top_share = 0;        // sigma_1 / sum sigma
   std::vector<double> mean_normalised_singular_values;  // sigma_k / sigma_1 at the shortest length

@@ -144,6 +144,8 @@ std::string spectrum_to_json(const SpectrumStudy& study) {
     j["logit_spectra"].push_back({{"layer", s.layer},
                                   {"head", s.head},
                                   {"mean_log10_condition", s.mean_log10_condition},
+                                  {"mean_log10_condition_within_rank",
+                                   s.mean_log10_condition_within_rank},
                                   {"mean_effective_rank", s.mean_effective_rank},
                                   {"mean_top_share", s.mean_top_share},
                                   {"mean_normalised_singular_values",

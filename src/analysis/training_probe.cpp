@@ -15,15 +15,17 @@ nlohmann::json training_probe(Transformer& model, const DatasetSplit& split,
   const auto stats = logit_spectra(model, probe, n);
   const int64_t heads = model->config().n_heads;
   for (std::size_t i = 0; i < stats.size(); i += heads) {
-    double cond = 0, rank = 0;
+    double cond = 0, cond_within = 0, rank = 0;
     std::vector<double> per_head_cond;
     for (int64_t h = 0; h < heads; ++h) {
       cond += stats[i + h].mean_log10_condition;
+      cond_within += stats[i + h].mean_log10_condition_within_rank;
       rank += stats[i + h].mean_effective_rank;
       per_head_cond.push_back(stats[i + h].mean_log10_condition);
     }
     layers.push_back({{"layer", stats[i].layer},
                       {"mean_log10_condition", cond / double(heads)},
+                      {"mean_log10_condition_within_rank", cond_within / double(heads)},
                       {"mean_effective_rank", rank / double(heads)},
                       {"head_log10_condition", per_head_cond}});
   }

@@ -100,8 +100,11 @@ void add_spectrum(CLI::App& app) {
       fmt::print("{} checks: bounds hold in {}/{}; condition number shrinks in {}/{}\n",
                  study.checks.front().kind, holding, study.checks.size(), contracting, with_ratio);
     for (const auto& s : study.logit_spectra)
-      fmt::print("  logits layer {} head {}: log10 cond {:.2f}, effective rank {:.1f}\n", s.layer,
-                 s.head, s.mean_log10_condition, s.mean_effective_rank);
+      fmt::print(
+          "  logits layer {} head {}: log10 cond {:.2f} (within the q.k rank {:.2f}), effective "
+          "rank {:.1f}\n",
+          s.layer, s.head, s.mean_log10_condition, s.mean_log10_condition_within_rank,
+          s.mean_effective_rank);
     for (const auto& f : figures) fmt::print("figure: {}\n", f.string());
   });
 }
