@@ -15,6 +15,7 @@ void add_ablate(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_spectrum(CLI::App& app);
 void add_removal(CLI::App& app);
+void add_reproduce(CLI::App& app);
 void add_sweep(CLI::App& app);
 void add_runs(CLI::App& app);
 

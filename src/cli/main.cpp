@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   pelab::cli::add_logits(app);
   pelab::cli::add_spectrum(app);
   pelab::cli::add_removal(app);
+  pelab::cli::add_reproduce(app);
   pelab::cli::add_pe(app);
   pelab::cli::add_config(app);
   pelab::cli::add_sweep(app);

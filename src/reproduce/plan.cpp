@@ -1,0 +1,115 @@
+#include "reproduce/plan.h"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+
+#include "config/config.h"
+
+namespace pelab {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
+                                  const fs::path& file, std::vector<int64_t> fallback) {
+  const auto* node = t.get(key);
+  if (!node) return fallback;
+  const auto* array = node->as_array();
+  if (!array || array->empty())
+    throw ConfigError(fmt::format("{}: '{}' must be a non-empty list of integers", file.string(), key));
+  std::vector<int64_t> out;
+  for (const auto& v : *array) {
+    const auto i = v.value<int64_t>();
+    if (!i) throw ConfigError(fmt::format("{}: '{}' holds a non-integer", file.string(), key));
+    out.push_back(*i);
+  }
+  return out;
+}
+
+int64_t integer(const toml::table& t, const std::string& key, const fs::path& file,
+                int64_t fallback, int64_t low, int64_t high) {
+  const auto* node = t.get(key);
+  if (!node) return fallback;
+  const auto v = node->value<int64_t>();
+  if (!v || *v < low || *v > high)
+    throw ConfigError(fmt::format("{}: '{}' must be an integer in [{}, {}]", file.string(), key,
+                                  low, high));
+  return *v;
+}
+
+std::string override_text(const toml::node& value) {
+  // By node type: toml++'s value<T>() converts between types (an integer reads as a bool).
+  if (value.is_string()) return *value.value<std::string>();
+  if (value.is_boolean()) return *value.value<bool>() ? "true" : "false";
+  if (value.is_integer()) return std::to_string(*value.value<int64_t>());
+  if (value.is_floating_point()) return fmt::format("{}", *value.value<double>());
+  return "";
+}
+
+}  // namespace
+
+ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source_dir) {
+  fs::path file = scale_or_file;
+  if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
+  if (!fs::exists(file))
+    throw ConfigError(fmt::format(
+        "--scale '{}': no plan file {}; accepted: tiny, small, paper (configs/reproduce/) or a "
+        "path to a plan file",
+        scale_or_file, file.string()));
+  toml::table t;
+  try {
+    t = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
+  }
+  static const std::vector<std::string> known{"base",          "seeds",
+                                              "rotary_heads",  "analysis_samples",
+                                              "spectrum_positions", "removal_draws",
+                                              "workers",       "set"};
+  for (const auto& [key, value] : t)
+    if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
+      throw ConfigError(fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
+                                    "analysis_samples, spectrum_positions, removal_draws, "
+                                    "workers, [set]",
+                                    file.string(), std::string(key.str())));
+  ReproducePlan p;
+  p.file = file;
+  p.scale = file.stem().string();
+  if (const auto base = t["base"].value<std::string>()) {
+    p.base_config = file.parent_path() / *base;
+    if (!fs::exists(p.base_config))
+      throw ConfigError(fmt::format("{}: base config '{}' not found (looked for {})",
+                                    file.string(), *base, p.base_config.string()));
+  }
+  p.seeds = integer_list(t, "seeds", file, p.seeds);
+  p.rotary_heads = integer_list(t, "rotary_heads", file, p.rotary_heads);
+  p.analysis_samples = integer(t, "analysis_samples", file, 0, 0, 1 << 24);
+  p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
+  p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
+  p.workers = integer(t, "workers", file, 1, 1, 64);
+  if (const auto* set = t["set"].as_table())
+    for (const auto& [key, value] : *set)
+      p.fixed_overrides.push_back(std::string(key.str()) + "=" + override_text(value));
+  // Every override must be a valid key and value: fail now, not after an hour of training.
+  Config probe = load_config(p.base_config, p.fixed_overrides);
+  (void)probe;
+  return p;
+}
+
+std::vector<std::string> setup_overrides(const std::string& setup) {
+  if (setup == "faithful")
+    return {"model.mask=none", "model.kv_source=embedding", "model.alibi_slopes=paper",
+            "model.pooling=all", "task.fillers_may_be_triggers=true"};
+  if (setup == "standard")
+    return {"model.mask=padding", "model.kv_source=residual", "model.alibi_slopes=standard",
+            "model.pooling=valid", "task.fillers_may_be_triggers=false"};
+  throw ConfigError(
+      fmt::format("--setup '{}': accepted: faithful, standard, both", setup));
+}
+
+std::string setup_ablation_split(const std::string& setup) {
+  return setup == "faithful" ? "all" : "test";
+}
+
+}  // namespace pelab
