@@ -17,5 +17,6 @@ void add_spectrum(CLI::App& app);
 void add_removal(CLI::App& app);
 void add_sweep(CLI::App& app);
 void add_runs(CLI::App& app);
+void add_report(CLI::App& app);
 
 }  // namespace pelab::cli
