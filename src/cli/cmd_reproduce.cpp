@@ -5,13 +5,6 @@
 
 namespace pelab::cli {
 
-namespace {
-// Until `pelab report` lands: the report is written by its own command.
-void write_scale_report(Store&, const std::string& scale, const std::string& dir) {
-  fmt::print("report: run `pelab report --scale {} --out {}`\n", scale, dir);
-}
-}  // namespace
-
 void add_reproduce(CLI::App& app) {
   struct Args {
     std::string scale = "small", setup = "both", out_dir, store_path = "runs/pelab.db", report_dir;
@@ -47,8 +40,9 @@ void add_reproduce(CLI::App& app) {
     std::filesystem::create_directories(std::filesystem::path(options.store_path).parent_path());
     Store store(options.store_path);
     const auto s = run_reproduce(plan, options, store);
-    fmt::print("reproduce {}: {} runs ({} failed), {} analyses; training {:.0f} s, analysis {:.0f} s\n",
-               plan.scale, s.runs, s.failed, s.analyses, s.train_seconds, s.analysis_seconds);
+    fmt::print(
+        "reproduce {}: {} runs ({} failed), {} analyses; training {:.0f} s, analysis {:.0f} s\n",
+        plan.scale, s.runs, s.failed, s.analyses, s.train_seconds, s.analysis_seconds);
     if (s.interrupted) throw std::runtime_error("interrupted; run the same command to resume");
     if (!args->no_report) {
       const std::string report_dir =

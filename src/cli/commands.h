@@ -3,6 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+namespace pelab {
+class Store;
+}
 
 namespace pelab::cli {
 
@@ -18,5 +23,10 @@ void add_removal(CLI::App& app);
 void add_reproduce(CLI::App& app);
 void add_sweep(CLI::App& app);
 void add_runs(CLI::App& app);
+void add_report(CLI::App& app);
+
+// The report of one scale from the store, with the verdict tally printed (pelab report and
+// pelab reproduce).
+void write_scale_report(const Store& store, const std::string& scale, const std::string& out);
 
 }  // namespace pelab::cli

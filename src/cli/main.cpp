@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   pelab::cli::add_config(app);
   pelab::cli::add_sweep(app);
   pelab::cli::add_runs(app);
+  pelab::cli::add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
