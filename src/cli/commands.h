@@ -12,5 +12,6 @@ void add_export(CLI::App& app);
 void add_pe(CLI::App& app);
 void add_config(CLI::App& app);
 void add_ablate(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace pelab::cli
