@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test reproduce clean
+.PHONY: all deps configure build test bench reproduce clean
 
 all: build
 
@@ -17,6 +17,11 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# pelab vs PyTorch eager, side by side (installs Debian's python3-torch if missing; slow: about
+# 30 minutes for both presets and four PEs on 2 cores). docs/PERFORMANCE.md.
+bench: build
+	bash scripts/bench.sh $(BUILD_DIR)/pelab
 
 reproduce: build
 	bash scripts/reproduce.sh $(BUILD_DIR)/pelab

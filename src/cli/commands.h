@@ -28,5 +28,6 @@ void add_report(CLI::App& app);
 // The report of one scale from the store, with the verdict tally printed (pelab report and
 // pelab reproduce).
 void write_scale_report(const Store& store, const std::string& scale, const std::string& out);
+void add_bench(CLI::App& app);
 
 }  // namespace pelab::cli

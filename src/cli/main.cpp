@@ -5,11 +5,13 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/openmp_env.h"
 #include "config/config.h"
 #include "store/store.h"
 #include "train/checkpoint.h"
 
 int main(int argc, char** argv) {
+  pelab::cli::restart_with_short_openmp_spin(argv);
   CLI::App app{
       "pelab: train Transformers with any positional encoding on content/position tasks, and see "
       "why each encoding works.\nRun `pelab COMMAND --help` for a command's options."};
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   pelab::cli::add_sweep(app);
   pelab::cli::add_runs(app);
   pelab::cli::add_report(app);
+  pelab::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -189,6 +189,8 @@ const std::vector<Field>& schema() {
     f.push_back(bool_field(std::string("model.mla_shared_rotary_query"), model,
                            &M::mla_shared_rotary_query,
                            "authors' MLA: one rotary query shared by all heads"));
+    f.push_back(bool_field(std::string("model.fused_attention"), model, &M::fused_attention,
+                           "fused CPU attention kernels; false = explicit path (same numbers)"));
     // task
     f.push_back(choice_field(std::string("task.name"), task, &T::name, fixed({"distance", "count"}),
                              "Task 1 distance or Task 2 count"));

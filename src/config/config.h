@@ -47,6 +47,8 @@ struct ModelConfig {
   int64_t mla_q_latent = 128;            // d_c': compressed query latent; 0 = no query compression
   int64_t mla_rope_dim = 16;             // d_R: rotary dims per head (and of the shared rotary key)
   bool mla_shared_rotary_query = false;  // authors: one rotary query shared by all heads
+  // Fused CPU attention kernels (src/kernels) where they apply; false = the explicit path.
+  bool fused_attention = true;
 };
 
 struct TaskConfig {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/fused_attention.h"
+
 namespace pelab {
 
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
@@ -28,10 +30,24 @@ torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const At
   return mixed.transpose(1, 2).reshape({B, L, H * Dv});
 }
 
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& bias,
+                                           double scale, const AttentionInputs& in,
+                                           double attention_dropout, bool training, bool fused) {
+  const bool explicit_needed = in.record || in.head_gate.defined() || in.head_replacement.defined();
+  if (fused && !explicit_needed && fused_attention_supported(q, k, v, bias, in.additive_mask))
+    return fused_attention(q, k, v, bias, in.additive_mask, scale,
+                           training ? attention_dropout : 0.0);
+  auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
+  if (bias.defined()) logits = logits + bias;
+  return attend(logits, v, in, attention_dropout, training);
+}
+
 MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, PositionalEncodingPtr pe)
     : heads_(config.n_heads),
       head_dim_(config.d_model / config.n_heads),
       attention_dropout_(config.attention_dropout),
+      fused_(config.fused_attention),
       pe_(std::move(pe)) {
   const auto d = config.d_model;
   query = register_module("query", torch::nn::Linear(d, d));
@@ -45,10 +61,9 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
   auto k = split_heads(key(in.keys_from), heads_);
   auto v = split_heads(value(in.keys_from), heads_);
   std::tie(q, k) = pe_->rotate(q, k, in.positions);
-  auto logits = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(head_dim_));
-  auto bias = pe_->bias(q.size(2), in.layer);
-  if (bias.defined()) logits = logits + bias;
-  return output(attend(logits, v, in, attention_dropout_, is_training()));
+  return output(scaled_dot_product_attention(q, k, v, pe_->bias(q.size(2), in.layer),
+                                             1.0 / std::sqrt(double(head_dim_)), in,
+                                             attention_dropout_, is_training(), fused_));
 }
 
 }  // namespace pelab

@@ -45,6 +45,15 @@ torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const At
 // [B, L, H * D] -> [B, H, L, D]
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
 
+// Attention from scaled logits q k^T * scale (+ bias): through the fused kernels
+// (src/kernels) when `fused` is set and nothing needs the explicit path (an AttentionRecord, head
+// gates, tensors that are not float32 on the CPU); otherwise explicit logits and attend().
+// bias: undefined or [H, L, L]. Returns [B, L, H * Dv].
+torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& bias,
+                                           double scale, const AttentionInputs& in,
+                                           double attention_dropout, bool training, bool fused);
+
 class MultiHeadAttention : public AttentionBlock {
  public:
   MultiHeadAttention(const ModelConfig& config, PositionalEncodingPtr pe);
@@ -56,6 +65,7 @@ class MultiHeadAttention : public AttentionBlock {
   int64_t heads_;
   int64_t head_dim_;
   double attention_dropout_;
+  bool fused_;
   PositionalEncodingPtr pe_;  // shared with the model; not registered here
 };
 

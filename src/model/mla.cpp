@@ -18,6 +18,7 @@ LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
       rope_dim_(c.mla_rope_dim),
       shared_rotary_query_(c.mla_shared_rotary_query),
       attention_dropout_(c.attention_dropout),
+      fused_(c.fused_attention),
       pe_(std::move(pe)) {
   using torch::nn::Linear;
   using torch::nn::LinearOptions;
@@ -50,10 +51,14 @@ torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   auto q_content = split_heads(query_up(query_source), heads_);
   auto q_rotary = split_heads(query_rope(query_source), shared_rotary_query_ ? 1 : heads_);
   std::tie(q_rotary, k_rotary) = pe_->rotate(q_rotary, k_rotary, in.positions);
-  auto logits = torch::matmul(q_content, k_content.transpose(-2, -1)) +
-                torch::matmul(q_rotary, k_rotary.transpose(-2, -1));  // broadcasts shared parts
-  logits = logits / std::sqrt(double(head_dim_ + rope_dim_));
-  return output(attend(logits, v, in, attention_dropout_, is_training()));
+  // q_C . k_C + q_R . k_R is one dot product over the concatenated channels [d_h + d_R]; the
+  // shared rotary key (and query) is broadcast to every head.
+  const auto B = q_content.size(0), L = q_content.size(2);
+  auto q = torch::cat({q_content, q_rotary.expand({B, heads_, L, rope_dim_})}, -1);
+  auto k = torch::cat({k_content, k_rotary.expand({B, heads_, k_rotary.size(2), rope_dim_})}, -1);
+  return output(scaled_dot_product_attention(q, k, v, {},
+                                             1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
+                                             attention_dropout_, is_training(), fused_));
 }
 
 }  // namespace pelab

@@ -41,6 +41,7 @@ class LatentAttention : public AttentionBlock {
   int64_t heads_, head_dim_, rope_dim_;
   bool shared_rotary_query_;
   double attention_dropout_;
+  bool fused_;
   PositionalEncodingPtr pe_;
 };
 

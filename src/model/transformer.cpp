@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "kernels/fused_dropout.h"
 #include "model/mla.h"
 
 namespace pelab {
@@ -30,10 +31,10 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   auto normed = attention_norm(x);
   in.queries_from = normed;
   in.keys_from = keys_from_embeddings_ ? embeddings : normed;
-  auto h = x + torch::dropout(attention->forward(in), dropout_, is_training());
+  auto h = dropout_add(x, attention->forward(in), dropout_, is_training());
   auto f = ffn_in(ffn_norm(h));
   f = gelu_ ? torch::gelu(f) : torch::relu(f);
-  return h + torch::dropout(ffn_out(f), dropout_, is_training());
+  return dropout_add(h, ffn_out(f), dropout_, is_training());
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
@@ -81,7 +82,7 @@ ForwardState TransformerImpl::begin(const torch::Tensor& tokens, const torch::Te
   s.x = token_embedding(tokens);
   auto absolute = pe->embedding(L);
   if (absolute.defined()) s.x = s.x + absolute.unsqueeze(0);
-  s.x = torch::dropout(s.x, config_.dropout, is_training());
+  s.x = dropout_add({}, s.x, config_.dropout, is_training());
   s.embeddings = s.x;
   s.valid = torch::arange(L, torch::kLong).unsqueeze(0) < lengths.unsqueeze(1);  // [B, L]
   s.inputs.additive_mask = additive_mask(s.valid);

@@ -1,0 +1,40 @@
+// Throughput of a configuration's model on this machine: training steps (forward, backward,
+// AdamW) and evaluation batches per second after a warm-up, the model's FLOPs, and a
+// 1024^3 float32 matrix product through LibTorch as the yardstick (docs/PERFORMANCE.md).
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+
+namespace pelab {
+
+struct BenchOptions {
+  int64_t warmup_steps = 2;  // untimed steps before each timed phase
+  int64_t min_steps = 3;     // timed steps at least ...
+  double min_seconds = 8.0;  // ... and at least this long, per phase
+  bool train = true;         // time training steps
+  bool eval = true;          // time evaluation batches
+  bool matmul = true;        // time the 1024^3 product
+  std::string profile_path;  // when set: a Chrome trace of 3 more training steps, by op
+};
+
+struct BenchResult {
+  double train_samples_per_s = 0;
+  double eval_samples_per_s = 0;
+  double model_gflop_per_sample = 0;  // one forward pass; a training step counts 3x
+  double gflop_per_s = 0;             // training: 3 x forward FLOPs x train samples/s
+  double eval_gflop_per_s = 0;
+  double matmul_gflop_per_s = 0;  // 2 * 1024^3 / time of one torch::mm
+  int64_t threads = 0;
+  std::string attention;  // "fused (avx512)", "explicit", ...
+};
+
+// Forward FLOPs of one sample (multiply-adds count 2; dense: masked keys are counted too).
+double model_forward_flops(const Config& config);
+
+BenchResult run_bench(const Config& config, const BenchOptions& options);
+
+std::string bench_json(const Config& config, const BenchResult& result);
+
+}  // namespace pelab

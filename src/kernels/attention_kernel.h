@@ -1,0 +1,81 @@
+// The fused attention kernels' plain-C++ face: raw pointers and strides, no LibTorch, so the
+// kernel files can be compiled once per instruction set without the precompiled torch header.
+// fused_attention.cpp turns tensors into an AttentionProblem, splits the (batch, head) pairs over
+// threads and calls the table of the best instruction set this CPU has.
+//
+// Per (batch b, head h), with S = scale * Q K^T + bias[h] + mask[b, h]:
+//   forward:  P = softmax(S) row-wise, Pd = dropout(P), O = Pd V;
+//             saves each row's max and 1 / sum so backward recomputes P exactly.
+//   backward: dPd = dO V^T, dP = dropout(dPd), dS = P * (dP - rowsum(dO * O)),
+//             dV = Pd^T dO, dQ = scale dS K, dK = scale dS^T Q, dbias[h] += dS.
+// The logits, probabilities and their gradients live only in per-thread scratch, one block of
+// query rows at a time: nothing of size [B, H, Lq, Lk] is ever written to memory.
+#pragma once
+
+#include <cstdint>
+
+namespace pelab::kernels {
+
+// A [B, H, L, D] operand: element (b, h, l, d) at data[b*batch + h*head + l*row + d].
+struct StridedOperand {
+  const float* data = nullptr;
+  int64_t batch = 0, head = 0, row = 0;
+};
+
+struct AttentionProblem {
+  int64_t batch = 0, heads = 0, q_len = 0, k_len = 0, qk_dim = 0, v_dim = 0;
+  StridedOperand q, k, v;
+  // [H, Lq, Lk] contiguous, or null.
+  const float* bias = nullptr;
+  // Additive mask broadcast to [B, H, Lq, Lk] through the strides (0 along broadcast axes; the
+  // key axis is contiguous), or null. Keys whose mask is -inf for every query row of a block
+  // are skipped altogether, which is what makes right padding cheap.
+  StridedOperand mask;
+  float scale = 1.0f;
+  // Dropout on the attention weights: keep with probability 1 - p and scale by 1 / (1 - p);
+  // element (b, h, i, j) is decided by a hash of (seed, b, h, i, j) alone.
+  float dropout_p = 0.0f;
+  uint64_t dropout_seed = 0;
+
+  // Forward output O as [B, H, Lq, Dv] through strides (pelab writes [B, Lq, H, Dv]).
+  float* out = nullptr;
+  int64_t out_batch = 0, out_head = 0, out_row = 0;
+  // [B, H, Lq] each: the softmax statistics backward needs; null in inference.
+  float* row_max = nullptr;
+  float* row_inv_sum = nullptr;
+
+  // Backward only: the incoming gradient dO, laid out like `out`.
+  const float* grad_out = nullptr;
+  int64_t grad_out_batch = 0, grad_out_head = 0, grad_out_row = 0;
+  // Contiguous [B, H, L, D] gradients of q, k, v.
+  float* grad_q = nullptr;
+  float* grad_k = nullptr;
+  float* grad_v = nullptr;
+};
+
+// Runs (batch, head) pairs [first, last) of the flattened B x H range.
+using ForwardFn = void (*)(const AttentionProblem&, int64_t first, int64_t last);
+// grad_bias: null, or this thread's own [H, Lq, Lk] accumulator (added to, never overwritten).
+using BackwardFn = void (*)(const AttentionProblem&, int64_t first, int64_t last, float* grad_bias);
+
+// Dropout on a flat array: out[i] = residual[i] (when given) + x[i] * keep(i) / (1 - p), where
+// keep(i) hashes (seed, i) alone, so backward regenerates it (x = the incoming gradient,
+// residual = null) and any split of [first, last) over threads gives the same numbers.
+using DropoutFn = void (*)(const float* x, const float* residual, float* out, int64_t first,
+                           int64_t last, float p, uint64_t seed);
+
+struct KernelTable {
+  const char* isa;
+  ForwardFn forward;
+  BackwardFn backward;
+  DropoutFn dropout;
+};
+
+// The table in use (fused_attention.cpp: the best this CPU runs, or set_fused_attention_isa's).
+const KernelTable& active_kernels();
+
+const KernelTable& avx512_kernels();
+const KernelTable& avx2_kernels();
+const KernelTable& generic_kernels();
+
+}  // namespace pelab::kernels

@@ -1,0 +1,253 @@
+// Tensors in, kernels out: shape checks, the autograd Function, the dropout seed, the split of
+// (batch, head) pairs over threads and the choice of instruction set.
+#include "kernels/fused_attention.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "kernels/attention_kernel.h"
+
+namespace pelab {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+bool cpu_has(const std::string& isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (isa == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  if (isa == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return isa == "generic";
+}
+
+const kernels::KernelTable* usable_table(const std::string& isa) {
+  const kernels::KernelTable* table = nullptr;
+  if (isa == "avx512") table = &kernels::avx512_kernels();
+  if (isa == "avx2") table = &kernels::avx2_kernels();
+  if (isa == "generic") table = &kernels::generic_kernels();
+  return table && table->forward && cpu_has(isa) ? table : nullptr;
+}
+
+std::atomic<const kernels::KernelTable*>& current_table() {
+  static std::atomic<const kernels::KernelTable*> table = [] {
+    if (const char* forced = std::getenv("PELAB_KERNEL_ISA"))
+      if (auto* t = usable_table(forced)) return t;
+    return usable_table(fused_attention_isas().front());
+  }();
+  return table;
+}
+
+kernels::StridedOperand operand(const Tensor& t) {
+  return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// The kernels read the last axis contiguously.
+Tensor with_contiguous_rows(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+
+// Describes one call; out is [B, Lq, H, Dv] (heads merged by a free view afterwards).
+kernels::AttentionProblem describe(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& bias, const Tensor& mask, double scale,
+                                   double dropout_p, uint64_t seed, const Tensor& out) {
+  kernels::AttentionProblem p;
+  p.batch = q.size(0);
+  p.heads = q.size(1);
+  p.q_len = q.size(2);
+  p.k_len = k.size(2);
+  p.qk_dim = q.size(3);
+  p.v_dim = v.size(3);
+  p.q = operand(q);
+  p.k = operand(k);
+  p.v = operand(v);
+  p.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  if (mask.defined()) p.mask = operand(mask);
+  p.scale = static_cast<float>(scale);
+  p.dropout_p = static_cast<float>(dropout_p);
+  p.dropout_seed = seed;
+  p.out = out.data_ptr<float>();
+  p.out_batch = out.stride(0);
+  p.out_head = out.stride(2);
+  p.out_row = out.stride(1);
+  return p;
+}
+
+// Runs `work(first, last, worker)` over the B x H pairs. Pairs are handed out one at a time from
+// a shared counter rather than in fixed halves: with right padding the cost of a pair follows
+// its sequence's length, and on a busy machine one thread may get less CPU than the other.
+template <typename Work>
+void for_each_pair(int64_t pairs, int64_t workers, const Work& work) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, workers, 1, [&](int64_t first_worker, int64_t last_worker) {
+    for (int64_t worker = first_worker; worker < last_worker; ++worker)
+      for (int64_t pair = next++; pair < pairs; pair = next++) work(pair, pair + 1, worker);
+  });
+}
+
+uint64_t draw_dropout_seed() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+}
+
+// Forward without autograd; fills row_max / row_inv_sum when given.
+Tensor run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                   const Tensor& mask, double scale, double dropout_p, uint64_t seed,
+                   const Tensor& row_max, const Tensor& row_inv_sum) {
+  const auto B = q.size(0), H = q.size(1), Lq = q.size(2), Dv = v.size(3);
+  Tensor out = torch::empty({B, Lq, H, Dv}, q.options());
+  kernels::AttentionProblem p = describe(q, k, v, bias, mask, scale, dropout_p, seed, out);
+  if (row_max.defined()) {
+    p.row_max = row_max.data_ptr<float>();
+    p.row_inv_sum = row_inv_sum.data_ptr<float>();
+  }
+  const kernels::KernelTable* table = current_table().load();
+  for_each_pair(B * H, at::get_num_threads(),
+                [&](int64_t first, int64_t last, int64_t) { table->forward(p, first, last); });
+  return out;
+}
+
+// LibTorch 1.13's custom Functions refuse undefined tensor arguments; an absent bias or mask
+// travels as this empty stand-in.
+Tensor or_empty(const Tensor& t) { return t.defined() ? t : torch::empty({0}); }
+Tensor or_undefined(const Tensor& t) { return t.numel() > 0 ? t : Tensor(); }
+
+class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
+                        const Tensor& bias_or_empty, const Tensor& mask_or_empty, double scale,
+                        double dropout_p) {
+    const Tensor bias = or_undefined(bias_or_empty), mask = or_undefined(mask_or_empty);
+    const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
+    auto stats_options = q.options().requires_grad(false);
+    Tensor row_max = torch::empty({q.size(0), q.size(1), q.size(2)}, stats_options);
+    Tensor row_inv_sum = torch::empty_like(row_max);
+    Tensor out = run_forward(q, k, v, bias, mask, scale, dropout_p, seed, row_max, row_inv_sum);
+    ctx->save_for_backward({q, k, v, bias_or_empty, mask_or_empty, out, row_max, row_inv_sum});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["dropout_p"] = dropout_p;
+    ctx->saved_data["seed"] = static_cast<int64_t>(seed);
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &q = saved[0], &k = saved[1], &v = saved[2];
+    const Tensor bias = or_undefined(saved[3]), mask = or_undefined(saved[4]);
+    const Tensor &out = saved[5], &row_max = saved[6], &row_inv_sum = saved[7];
+    const Tensor grad_out = grads[0].contiguous();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const double dropout_p = ctx->saved_data["dropout_p"].toDouble();
+    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+
+    kernels::AttentionProblem p = describe(q, k, v, bias, mask, scale, dropout_p, seed, out);
+    p.row_max = row_max.data_ptr<float>();
+    p.row_inv_sum = row_inv_sum.data_ptr<float>();
+    p.grad_out = grad_out.data_ptr<float>();
+    p.grad_out_batch = grad_out.stride(0);
+    p.grad_out_head = grad_out.stride(2);
+    p.grad_out_row = grad_out.stride(1);
+    Tensor grad_q = torch::empty(q.sizes(), q.options());
+    Tensor grad_k = torch::empty(k.sizes(), k.options());
+    Tensor grad_v = torch::empty(v.sizes(), v.options());
+    p.grad_q = grad_q.data_ptr<float>();
+    p.grad_k = grad_k.data_ptr<float>();
+    p.grad_v = grad_v.data_ptr<float>();
+
+    const int64_t workers = at::get_num_threads();
+    const bool bias_grad = bias.defined() && ctx->needs_input_grad(3);
+    // One bias-gradient accumulator per worker, summed at the end: pairs of one head run on
+    // different threads at once.
+    Tensor grad_bias_parts =
+        bias_grad ? torch::zeros({workers, bias.size(0), bias.size(1), bias.size(2)}, q.options())
+                  : Tensor();
+    const kernels::KernelTable* table = current_table().load();
+    for_each_pair(q.size(0) * q.size(1), workers, [&](int64_t first, int64_t last, int64_t worker) {
+      float* grad_bias = bias_grad ? grad_bias_parts[worker].data_ptr<float>() : nullptr;
+      table->backward(p, first, last, grad_bias);
+    });
+    Tensor grad_bias = bias_grad ? grad_bias_parts.sum(0) : Tensor();
+    return {grad_q, grad_k, grad_v, grad_bias, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+const kernels::KernelTable& kernels::active_kernels() { return *current_table().load(); }
+
+bool fused_attention_supported(const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Tensor& bias, const Tensor& mask) {
+  auto is_cpu_float = [](const Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided;
+  };
+  if (!is_cpu_float(q) || !is_cpu_float(k) || !is_cpu_float(v)) return false;
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
+  const auto B = q.size(0), H = q.size(1), Lq = q.size(2), Lk = k.size(2);
+  if (k.size(0) != B || k.size(1) != H || k.size(3) != q.size(3)) return false;
+  if (v.size(0) != B || v.size(1) != H || v.size(2) != Lk) return false;
+  if (bias.defined() && (!is_cpu_float(bias) || bias.dim() != 3 || bias.size(0) != H ||
+                         bias.size(1) != Lq || bias.size(2) != Lk))
+    return false;
+  if (mask.defined()) {
+    if (!is_cpu_float(mask) || mask.requires_grad() || mask.dim() != 4) return false;
+    const int64_t full[4] = {B, H, Lq, Lk};
+    for (int d = 0; d < 4; ++d)
+      if (mask.size(d) != 1 && mask.size(d) != full[d]) return false;
+  }
+  return current_table().load() != nullptr;
+}
+
+Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                       const Tensor& bias_in, const Tensor& mask_in, double scale,
+                       double dropout_p) {
+  TORCH_CHECK(fused_attention_supported(q_in, k_in, v_in, bias_in, mask_in),
+              "fused_attention: unsupported operands q ", q_in.sizes(), " k ", k_in.sizes(), " v ",
+              v_in.sizes());
+  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "fused_attention: dropout_p ", dropout_p,
+              " outside [0, 1)");
+  const Tensor q = with_contiguous_rows(q_in), k = with_contiguous_rows(k_in),
+               v = with_contiguous_rows(v_in);
+  const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  Tensor mask;
+  if (mask_in.defined()) {
+    mask = mask_in.expand({q.size(0), q.size(1), q.size(2), k.size(2)});
+    if (mask.stride(3) != 1) mask = mask.contiguous();
+  }
+  const auto B = q.size(0), Lq = q.size(2), H = q.size(1), Dv = v.size(3);
+  const bool needs_grad = torch::GradMode::is_enabled() &&
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
+                           (bias.defined() && bias.requires_grad()));
+  Tensor out;
+  if (needs_grad) {
+    out = FusedAttentionFunction::apply(q, k, v, or_empty(bias), or_empty(mask), scale, dropout_p);
+  } else {
+    const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
+    out = run_forward(q, k, v, bias, mask, scale, dropout_p, seed, Tensor(), Tensor());
+  }
+  return out.view({B, Lq, H * Dv});
+}
+
+std::vector<std::string> fused_attention_isas() {
+  std::vector<std::string> names;
+  for (const char* isa : {"avx512", "avx2", "generic"})
+    if (usable_table(isa)) names.emplace_back(isa);
+  return names;
+}
+
+std::string fused_attention_isa() { return current_table().load()->isa; }
+
+void set_fused_attention_isa(const std::string& name) {
+  const kernels::KernelTable* table = usable_table(name);
+  if (!table)
+    throw std::invalid_argument("fused attention: instruction set '" + name +
+                                "' is not available on this CPU");
+  current_table().store(table);
+}
+
+}  // namespace pelab

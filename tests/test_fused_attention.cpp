@@ -1,0 +1,325 @@
+// The fused attention kernels against the explicit path: outputs and every gradient, for every
+// instruction set this CPU runs, several shapes, masks and biases, and through whole models for
+// every PE; dropout's keep rate, scaling and determinism.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "kernels/fused_attention.h"
+#include "kernels/fused_dropout.h"
+#include "model/transformer.h"
+#include "pe/pe.h"
+
+using namespace pelab;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;  // relative norm error, float32, dropout off
+
+double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
+  const double scale = expected.norm().item<double>();
+  const double diff = (actual - expected).norm().item<double>();
+  return scale > 0 ? diff / scale : diff;
+}
+
+// The explicit computation, written independently of src/model: [B, L, H * Dv].
+torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& bias,
+                                 const torch::Tensor& mask, double scale,
+                                 const torch::Tensor& dropout_keep = {}, double dropout_p = 0) {
+  auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
+  if (bias.defined()) logits = logits + bias;
+  if (mask.defined()) logits = logits + mask;
+  auto probabilities = torch::softmax(logits, -1);
+  if (dropout_keep.defined()) probabilities = probabilities * dropout_keep / (1 - dropout_p);
+  auto mixed = torch::matmul(probabilities, v);
+  return mixed.transpose(1, 2).reshape({q.size(0), q.size(2), -1});
+}
+
+struct Shape {
+  int64_t batch, heads, length, qk_dim, v_dim;
+};
+
+const std::vector<Shape> kShapes = {
+    {2, 3, 17, 8, 8}, {1, 1, 5, 16, 16},  {3, 2, 33, 24, 16},  {2, 4, 64, 64, 64},
+    {2, 2, 1, 8, 8},  {2, 1, 40, 12, 20}, {1, 2, 130, 32, 32},
+};
+
+torch::Tensor make_mask(const std::string& kind, int64_t batch, int64_t length) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  if (kind == "padding") {
+    auto lengths = torch::randint(1, length + 1, {batch}, torch::kLong);
+    lengths[0] = length;
+    auto valid = torch::arange(length).unsqueeze(0) < lengths.unsqueeze(1);
+    return torch::zeros({batch, length})
+        .masked_fill(valid.logical_not(), neg_inf)
+        .view({batch, 1, 1, length});
+  }
+  if (kind == "causal")
+    return torch::full({length, length}, neg_inf).triu(1).view({1, 1, length, length});
+  return {};
+}
+
+// Forward and all gradients of the fused kernels (current ISA) against the explicit path.
+void expect_matches_explicit(const Shape& s, const std::string& mask_kind,
+                             const std::string& bias_kind, const std::string& label) {
+  auto q = torch::randn({s.batch, s.heads, s.length, s.qk_dim});
+  auto k = torch::randn({s.batch, s.heads, s.length, s.qk_dim});
+  auto v = torch::randn({s.batch, s.heads, s.length, s.v_dim});
+  torch::Tensor bias;
+  if (bias_kind != "none") bias = torch::randn({s.heads, s.length, s.length});
+  auto mask = make_mask(mask_kind, s.batch, s.length);
+  const double scale = 1.0 / std::sqrt(double(s.qk_dim));
+  auto grad_out = torch::randn({s.batch, s.length, s.heads * s.v_dim});
+
+  auto run = [&](bool fused) {
+    auto qq = q.clone().requires_grad_(true), kk = k.clone().requires_grad_(true),
+         vv = v.clone().requires_grad_(true);
+    torch::Tensor bb;
+    if (bias.defined()) bb = bias.clone().requires_grad_(bias_kind == "learned");
+    auto out = fused ? fused_attention(qq, kk, vv, bb, mask, scale, 0.0)
+                     : explicit_attention(qq, kk, vv, bb, mask, scale);
+    (out * grad_out).sum().backward();
+    std::vector<torch::Tensor> results = {out.detach(), qq.grad(), kk.grad(), vv.grad()};
+    if (bias_kind == "learned") results.push_back(bb.grad());
+    return results;
+  };
+  ASSERT_TRUE(fused_attention_supported(q, k, v, bias, mask)) << label;
+  const auto fused = run(true), reference = run(false);
+  const char* names[] = {"output", "grad q", "grad k", "grad v", "grad bias"};
+  for (size_t i = 0; i < reference.size(); ++i) {
+    ASSERT_TRUE(fused[i].defined()) << label << " " << names[i];
+    EXPECT_LT(relative_error(fused[i], reference[i]), kTolerance) << label << " " << names[i];
+  }
+}
+
+class FusedAttentionIsa : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    previous_ = fused_attention_isa();
+    set_fused_attention_isa(GetParam());
+  }
+  void TearDown() override { set_fused_attention_isa(previous_); }
+  std::string previous_;
+};
+
+}  // namespace
+
+TEST(FusedAttention, SomeInstructionSetIsAvailable) {
+  const auto isas = fused_attention_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.back(), "generic");
+  EXPECT_THROW(set_fused_attention_isa("sse1"), std::invalid_argument);
+}
+
+TEST_P(FusedAttentionIsa, MatchesExplicitPathForEveryShapeMaskAndBias) {
+  torch::manual_seed(11);
+  for (const auto& s : kShapes)
+    for (const std::string mask : {"none", "padding", "causal"})
+      for (const std::string bias : {"none", "fixed", "learned"})
+        expect_matches_explicit(
+            s, mask, bias,
+            fmt::format("{} B{} H{} L{} Dk{} Dv{} mask={} bias={}", GetParam(), s.batch, s.heads,
+                        s.length, s.qk_dim, s.v_dim, mask, bias));
+}
+
+// q, k and v as the model hands them over: strided views of [B, L, H * D] projections.
+TEST_P(FusedAttentionIsa, TakesStridedHeadViews) {
+  torch::manual_seed(12);
+  const int64_t B = 2, L = 9, H = 3, D = 8;
+  auto projected = torch::randn({B, L, 3 * H * D});
+  auto heads = [&](int64_t part) {
+    return projected.narrow(2, part * H * D, H * D).view({B, L, H, D}).transpose(1, 2);
+  };
+  auto mask = make_mask("padding", B, L);
+  auto fused = fused_attention(heads(0), heads(1), heads(2), {}, mask, 0.3, 0.0);
+  auto reference = explicit_attention(heads(0), heads(1), heads(2), {}, mask, 0.3);
+  EXPECT_LT(relative_error(fused, reference), kTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIsa, FusedAttentionIsa, ::testing::ValuesIn(fused_attention_isas()),
+                         [](const auto& info) { return info.param; });
+
+namespace {
+
+ModelConfig model_config(const std::string& pe, const std::string& mask, bool fused) {
+  ModelConfig m;
+  m.pe = pe;
+  m.d_model = 32;
+  m.n_heads = 2;
+  m.n_layers = 2;
+  m.d_ff = 40;
+  m.dropout = 0;
+  m.attention_dropout = 0;
+  m.mask = mask;
+  m.mla_kv_latent = 12;
+  m.mla_q_latent = 10;
+  m.mla_rope_dim = 6;
+  m.fused_attention = fused;
+  return m;
+}
+
+}  // namespace
+
+// Whole models, fused vs explicit: logits and the gradient of every parameter, for every PE in
+// the registry and every mask.
+TEST(FusedAttention, WholeModelMatchesExplicitForEveryPeAndMask) {
+  for (const auto& pe : pe_names()) {
+    for (const std::string mask : {"none", "padding", "causal"}) {
+      const std::string label = pe + " mask=" + mask;
+      torch::manual_seed(21);
+      auto lengths = torch::tensor({13, 4, 9}, torch::kLong);
+      auto valid = torch::arange(13).unsqueeze(0) < lengths.unsqueeze(1);
+      auto tokens = torch::randint(1, 30, {3, 13}, torch::kLong) * valid.to(torch::kLong);
+      auto labels = torch::tensor({0, 3, 2}, torch::kLong);
+      std::vector<torch::Tensor> logits;
+      std::vector<Transformer> models;
+      for (bool fused : {true, false}) {
+        torch::manual_seed(22);
+        Transformer model(model_config(pe, mask, fused), 30, 5, 13);
+        // Learned biases start at zero; give them values so their gradients mean something.
+        torch::NoGradGuard no_grad;
+        for (auto& p : model->named_parameters())
+          if (p.key().find("pe.") == 0) p.value().normal_(0, 0.5);
+        models.push_back(model);
+      }
+      for (auto& model : models) {
+        auto out = model->forward(tokens, lengths);
+        torch::nn::functional::cross_entropy(out, labels).backward();
+        logits.push_back(out.detach());
+      }
+      EXPECT_LT(relative_error(logits[0], logits[1]), kTolerance) << label;
+      // key.bias's true gradient is zero (it shifts a query's logits by the same amount for every
+      // key), so its norm is rounding noise: errors there are measured against 1e-3 instead.
+      const auto fused_params = models[0]->named_parameters();
+      const auto explicit_params = models[1]->named_parameters();
+      for (const auto& p : explicit_params) {
+        const auto& fused_grad = fused_params[p.key()].grad();
+        ASSERT_TRUE(fused_grad.defined()) << label << " " << p.key();
+        const auto& reference = p.value().grad();
+        const double diff = (fused_grad - reference).norm().item<double>();
+        EXPECT_LT(diff / std::max(reference.norm().item<double>(), 1e-3), kTolerance)
+            << label << " " << p.key();
+      }
+    }
+  }
+}
+
+// Analysis taps (AttentionRecord) force the explicit path; the numbers agree either way.
+TEST(FusedAttention, RecordedForwardTakesTheExplicitPathWithTheSameResult) {
+  torch::manual_seed(23);
+  Transformer model(model_config("alibi", "padding", true), 30, 5, 11);
+  model->eval();
+  auto lengths = torch::tensor({11, 6}, torch::kLong);
+  auto tokens = torch::randint(1, 30, {2, 11}, torch::kLong);
+  std::vector<AttentionRecord> records;
+  ForwardOptions options;
+  options.attention_records = &records;
+  auto recorded = model->forward(tokens, lengths, options);
+  ASSERT_TRUE(records[0].probabilities.defined());
+  EXPECT_LT(relative_error(model->forward(tokens, lengths), recorded), kTolerance);
+}
+
+namespace {
+
+// With q = k = 0 every weight is 1 / L; with v = one-hot keys each output coordinate is one
+// weight after dropout: 0 (dropped) or 1 / (L (1 - p)) (kept). Returns keep indicators.
+torch::Tensor observed_keep(int64_t B, int64_t H, int64_t L, double p) {
+  auto zeros = torch::zeros({B, H, L, 8});
+  auto one_hot = torch::eye(L).expand({B, H, L, L});
+  auto out = fused_attention(zeros, zeros, one_hot, {}, {}, 1.0, p).view({B, L, H, L});
+  return out.transpose(1, 2) * double(L) * (1 - p);  // [B, H, L, L]: 0 or 1
+}
+
+}  // namespace
+
+TEST(FusedAttention, DropoutKeepRateAndScaling) {
+  for (const auto& isa : fused_attention_isas()) {
+    const auto previous = fused_attention_isa();
+    set_fused_attention_isa(isa);
+    for (double p : {0.1, 0.5}) {
+      torch::manual_seed(31);
+      auto keep = observed_keep(4, 4, 64, p);
+      // Every weight is either dropped or scaled by exactly 1 / (1 - p).
+      auto is_zero = keep.abs() < 1e-5, is_one = (keep - 1).abs() < 1e-5;
+      EXPECT_TRUE(is_zero.logical_or(is_one).all().item<bool>()) << isa << " p=" << p;
+      // Keep rate 1 - p within 5 standard deviations of a binomial over n weights.
+      const double n = double(keep.numel());
+      const double rate = is_one.to(torch::kDouble).mean().item<double>();
+      EXPECT_NEAR(rate, 1 - p, 5 * std::sqrt(p * (1 - p) / n)) << isa << " p=" << p;
+      // No structure along rows or columns: per-column keep rates are binomial too.
+      auto column_rate = is_one.to(torch::kDouble).mean({0, 1, 2});
+      EXPECT_LT((column_rate - (1 - p)).abs().max().item<double>(),
+                6 * std::sqrt(p * (1 - p) / (n / 64)))
+          << isa << " p=" << p;
+    }
+    set_fused_attention_isa(previous);
+  }
+}
+
+TEST(FusedAttention, DropoutFollowsTheDefaultGeneratorAndIsTheSameOnEveryIsa) {
+  torch::manual_seed(41);
+  auto first = observed_keep(2, 2, 16, 0.3);
+  auto second = observed_keep(2, 2, 16, 0.3);
+  EXPECT_FALSE(torch::equal(first, second));  // a new seed per call
+  for (const auto& isa : fused_attention_isas()) {
+    const auto previous = fused_attention_isa();
+    set_fused_attention_isa(isa);
+    torch::manual_seed(41);
+    EXPECT_TRUE(torch::allclose(observed_keep(2, 2, 16, 0.3), first, 0, 1e-5)) << isa;
+    set_fused_attention_isa(previous);
+  }
+}
+
+// Backward with dropout: the gradients of the explicit path given the same keep mask.
+TEST(FusedAttention, DropoutGradientsMatchExplicitWithTheSameMask) {
+  const int64_t B = 2, H = 3, L = 21, D = 16;
+  const double p = 0.2;
+  torch::manual_seed(51);
+  auto q = torch::randn({B, H, L, D}), k = torch::randn({B, H, L, D}),
+       v = torch::randn({B, H, L, D});
+  auto bias = torch::randn({H, L, L});
+  auto mask = make_mask("padding", B, L);
+  auto grad_out = torch::randn({B, L, H * D});
+  torch::manual_seed(52);
+  auto keep = observed_keep(B, H, L, p).round();
+  std::vector<std::vector<torch::Tensor>> grads;
+  for (bool fused : {true, false}) {
+    auto qq = q.clone().requires_grad_(true), kk = k.clone().requires_grad_(true),
+         vv = v.clone().requires_grad_(true), bb = bias.clone().requires_grad_(true);
+    torch::manual_seed(52);  // the same seed as the keep mask
+    auto out = fused ? fused_attention(qq, kk, vv, bb, mask, 0.25, p)
+                     : explicit_attention(qq, kk, vv, bb, mask, 0.25, keep, p);
+    (out * grad_out).sum().backward();
+    grads.push_back({out.detach(), qq.grad(), kk.grad(), vv.grad(), bb.grad()});
+  }
+  for (size_t i = 0; i < grads[0].size(); ++i)
+    EXPECT_LT(relative_error(grads[0][i], grads[1][i]), kTolerance) << i;
+}
+
+// residual + dropout(x) in one pass: keep rate, scaling, the gradient uses the same mask, and
+// every ISA makes the same decisions.
+TEST(FusedDropout, KeepRateScalingAndGradient) {
+  const double p = 0.3;
+  auto residual = torch::randn({7, 33, 129});
+  auto x = torch::ones({7, 33, 129}).requires_grad_(true);
+  torch::manual_seed(61);
+  auto out = dropout_add(residual, x, p, true);
+  auto kept = out.detach() - residual;  // 0 or 1 / (1 - p)
+  auto is_kept = (kept - 1 / (1 - p)).abs() < 1e-5;
+  EXPECT_TRUE(is_kept.logical_or(kept.abs() < 1e-5).all().item<bool>());
+  const double n = double(kept.numel());
+  EXPECT_NEAR(is_kept.to(torch::kDouble).mean().item<double>(), 1 - p,
+              5 * std::sqrt(p * (1 - p) / n));
+  out.sum().backward();
+  EXPECT_TRUE(torch::allclose(x.grad(), kept, 0, 1e-5));  // d out / d x is the same mask
+  for (const auto& isa : fused_attention_isas()) {
+    const auto previous = fused_attention_isa();
+    set_fused_attention_isa(isa);
+    torch::manual_seed(61);
+    EXPECT_TRUE(torch::allclose(dropout_add(residual, x.detach(), p, true), out, 0, 1e-5)) << isa;
+    set_fused_attention_isa(previous);
+  }
+  EXPECT_TRUE(torch::equal(dropout_add(residual, x.detach(), p, false), residual + 1));
+}
