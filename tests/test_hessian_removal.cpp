@@ -148,3 +148,33 @@ TEST(TrainingProbe, RecordsSpectraWithoutChangingTraining) {
     EXPECT_TRUE(hb[e].analysis.is_null());
   }
 }
+
+// Float32 models take the fused kernel in training, but Hessian products must not: the fused
+// backward is not differentiable, so a product through it would be wrong (or fail).
+TEST(Hessian, FusedModelsGiveTheSameProductsAsTheExplicitPath) {
+  auto fused = test_fixtures::briefly_trained("rope", {"model.fused_attention=true"});
+  auto plain = test_fixtures::briefly_trained("rope", {"model.fused_attention=false"});
+  {
+    torch::NoGradGuard no_grad;
+    auto a = fused.model->parameters(), b = plain.model->parameters();
+    for (std::size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  std::vector<torch::Tensor> v;
+  for (auto& p : fused.model->parameters()) v.push_back(torch::randn_like(p));
+  std::vector<torch::Tensor> hf, hp;
+  {
+    LossHessian h(fused.model, fused.data);
+    hf = h.product(v);
+  }
+  {
+    LossHessian h(plain.model, fused.data);
+    hp = h.product(v);
+  }
+  double diff = 0, ref = 0;
+  for (std::size_t i = 0; i < hf.size(); ++i) {
+    diff += (hf[i] - hp[i]).pow(2).sum().item<double>();
+    ref += hp[i].pow(2).sum().item<double>();
+  }
+  EXPECT_GT(ref, 0);
+  EXPECT_LT(std::sqrt(diff / ref), 1e-4);
+}

@@ -7,8 +7,10 @@ namespace pelab {
 namespace {
 
 torch::Tensor batch_loss(Transformer& model, const Dataset& batch) {
-  return torch::nn::functional::cross_entropy(model->forward(batch.tokens, batch.lengths),
-                                              batch.labels);
+  ForwardOptions options;
+  options.explicit_attention = true;  // the fused kernel's backward is not differentiable
+  return torch::nn::functional::cross_entropy(
+      model->forward(batch.tokens, batch.lengths, options), batch.labels);
 }
 
 std::vector<torch::Tensor> trainable(Transformer& model) {

@@ -34,7 +34,8 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
                                            const torch::Tensor& v, const torch::Tensor& bias,
                                            double scale, const AttentionInputs& in,
                                            double attention_dropout, bool training, bool fused) {
-  const bool explicit_needed = in.record || in.head_gate.defined() || in.head_replacement.defined();
+  const bool explicit_needed =
+      in.explicit_path || in.record || in.head_gate.defined() || in.head_replacement.defined();
   if (fused && !explicit_needed && fused_attention_supported(q, k, v, bias, in.additive_mask))
     return fused_attention(q, k, v, bias, in.additive_mask, scale,
                            training ? attention_dropout : 0.0);

@@ -29,6 +29,9 @@ struct AttentionInputs {
   // where set, head_replacement [H, L, Dv] fills in the removed share: out g + (1 - g) r.
   torch::Tensor head_gate;
   torch::Tensor head_replacement;
+  // Use the explicit path even where the fused kernel could run: double back-propagation
+  // (Hessian-vector products) needs autograd through every op, which the fused backward lacks.
+  bool explicit_path = false;
 };
 
 class AttentionBlock : public torch::nn::Module {

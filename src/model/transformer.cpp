@@ -115,6 +115,7 @@ torch::Tensor TransformerImpl::finish(const ForwardState& s) {
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
                                        const ForwardOptions& options) {
   ForwardState s = begin(tokens, lengths);
+  s.inputs.explicit_path = options.explicit_attention;
   const auto layers = static_cast<int64_t>(blocks->size());
   if (options.attention_records) options.attention_records->assign(layers, {});
   for (int64_t l = 0; l < layers; ++l)

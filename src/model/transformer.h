@@ -34,6 +34,7 @@ TORCH_MODULE(Block);
 // Per-forward options for analysis; the defaults give the plain forward pass.
 struct ForwardOptions {
   std::vector<AttentionRecord>* attention_records = nullptr;  // one per layer when set
+  bool explicit_attention = false;  // never the fused kernel (twice-differentiable)
 };
 
 // The forward pass in pieces, so analysis can branch off at any layer (head ablation reuses the
