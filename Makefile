@@ -23,8 +23,11 @@ test: build
 bench: build
 	bash scripts/bench.sh $(BUILD_DIR)/pelab
 
+# The study at SCALE (tiny | small | paper): train, analyse, write reports/SCALE/index.html and
+# claims.json. Resumable: run it again after an interruption. docs/REPRODUCTION.md.
+SCALE ?= small
 reproduce: build
-	bash scripts/reproduce.sh $(BUILD_DIR)/pelab
+	$(BUILD_DIR)/pelab reproduce --scale $(SCALE)
 
 clean:
 	rm -rf $(BUILD_DIR)

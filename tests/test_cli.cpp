@@ -7,25 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "train/safetensors.h"
+#include "cli_runner.h"
 
 namespace fs = std::filesystem;
 
+using pelab::test_cli::run;
+
 namespace {
-
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-Result run(const std::string& args) {
-  const std::string command = std::string(PELAB_BINARY) + " " + args + " 2>&1";
-  Result r{0, ""};
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  while (fgets(buffer.data(), buffer.size(), pipe)) r.output += buffer.data();
-  r.status = WEXITSTATUS(pclose(pipe));
-  return r;
-}
 
 std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
 

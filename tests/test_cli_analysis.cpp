@@ -6,34 +6,21 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
+
 namespace fs = std::filesystem;
 
+using pelab::test_cli::run;
+
 namespace {
-
-struct Result {
-  int status;
-  std::string output;
-};
-
-Result run(const std::string& args, bool with_stderr = true) {
-  const std::string command =
-      std::string(PELAB_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r{0, ""};
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  while (fgets(buffer.data(), buffer.size(), pipe)) r.output += buffer.data();
-  r.status = WEXITSTATUS(pclose(pipe));
-  return r;
-}
 
 // A fresh tiny run; each test names its own folder because ctest runs tests in parallel.
 fs::path tiny_run(const std::string& pe, const std::string& test) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_analysis_" + test + "_" + pe);
   fs::remove_all(dir);
-  const auto r = run("train --config " + std::string(PELAB_SOURCE_DIR) +
-                     "/configs/tiny.toml model.pe=" + pe +
-                     " task.samples=120 train.epochs=1 train.threads=1 --no-progress --out " +
-                     dir.string());
+  const auto r =
+      run("train --config " + std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml model.pe=" + pe +
+          " task.samples=120 train.epochs=1 train.threads=1 --no-progress --out " + dir.string());
   EXPECT_EQ(r.status, 0) << r.output;
   return dir;
 }
@@ -69,8 +56,10 @@ TEST(CliAnalysis, RemovalAndSpectrumOnARun) {
 
 TEST(CliAnalysis, SpectrumOfAPeWithoutARun) {
   const fs::path stem = fs::path(::testing::TempDir()) / "pelab_spectrum_alibi";
-  const auto j = json_of("spectrum --pe alibi --n 24 --draws 2 model.n_heads=4 model.n_layers=1 "
-                         "--figure " + stem.string() + " --json");
+  const auto j = json_of(
+      "spectrum --pe alibi --n 24 --draws 2 model.n_heads=4 model.n_layers=1 "
+      "--figure " +
+      stem.string() + " --json");
   EXPECT_EQ(j["kernels"].size(), 4u);
   EXPECT_EQ(j["coupling_checks"].size(), 8u);  // 2 draws x 4 heads
   EXPECT_EQ(j["coupling_checks"][0]["kind"], "weyl");

@@ -105,3 +105,12 @@ TEST(Suggest, EditDistance) {
   EXPECT_EQ(nearest("d_model", {"model.d_model", "model.d_ff"}), "model.d_model");
   EXPECT_EQ(nearest("zzzzzzzz", {"model.d_model"}), "");
 }
+
+TEST(Config, KeyListingShowsOnlyTheChoices) {
+  for (const auto& k : config_keys()) {
+    EXPECT_EQ(k.accepted.find("did you mean"), std::string::npos) << k.key << ": " << k.accepted;
+    if (k.key == "model.pe") {
+      EXPECT_NE(k.accepted.find("rope_abs"), std::string::npos);
+    }
+  }
+}

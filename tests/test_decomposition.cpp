@@ -29,10 +29,10 @@ TEST(Decomposition, TermsSumToTheLogitsForEveryPeInFloat) {
         EXPECT_LT(relative(sum, d.logits), 1e-5) << pe << " " << kv << " layer " << layer;
         EXPECT_LT(d.reconstruction_relative_error, 1e-5);
         const bool absolute = pe == "sinusoidal" || pe == "learned" || pe == "rope_abs";
-        EXPECT_EQ(d.terms.size(), absolute ? 4u : (pe == "relative" || pe == "t5" || pe == "alibi" ||
-                                                   pe == "mla")
-                                                      ? 2u
-                                                      : 1u)
+        EXPECT_EQ(d.terms.size(), absolute ? 4u
+                                  : (pe == "relative" || pe == "t5" || pe == "alibi" || pe == "mla")
+                                      ? 2u
+                                      : 1u)
             << pe;
         EXPECT_EQ(d.rotary.present, pe == "rope" || pe == "rope_abs" || pe == "mla") << pe;
       }
@@ -64,8 +64,8 @@ TEST(Decomposition, PositionOnlyInputsGiveOnlyThePositionTerm) {
     attention.query->bias.zero_();
     attention.key->bias.zero_();
   }
-  const auto d = decompose_logits(t.model, t.data.tokens[0], t.data.lengths[0].item<int64_t>(), 0,
-                                  0, false);
+  const auto d =
+      decompose_logits(t.model, t.data.tokens[0], t.data.lengths[0].item<int64_t>(), 0, 0, false);
   ASSERT_EQ(d.terms.size(), 4u);
   for (int i = 0; i < 3; ++i)
     EXPECT_LT(d.terms[i].frobenius_norm, 1e-5 * d.logits.norm().item<double>()) << d.terms[i].name;
@@ -85,7 +85,8 @@ TEST(Decomposition, RotaryViewMatchesTheMeanKernelWhenEveryPairCarriesTheSameGra
   ASSERT_TRUE(d.rotary.present);
   EXPECT_TRUE(torch::allclose(d.rotary.rotary_channels.matrix.diagonal(),
                               d.rotary.content_gram.matrix.diagonal(), 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(d.rotary.kernel.diagonal(), torch::ones({d.positions}, torch::dtype(torch::kDouble))));
+  EXPECT_TRUE(torch::allclose(d.rotary.kernel.diagonal(),
+                              torch::ones({d.positions}, torch::dtype(torch::kDouble))));
   // Full rotary fraction: no unrotated channels.
   EXPECT_EQ(d.rotary.other_channels.frobenius_norm, 0);
 }

@@ -119,10 +119,10 @@ TEST(Removal, RefusesAModelWithoutAnAbsolutePe) {
 
 // Tracking must not change the run: same numbers with and without, and the analysis is stored.
 TEST(TrainingProbe, RecordsSpectraWithoutChangingTraining) {
-  Config config = load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
-                              {"train.epochs=2", "task.samples=128", "train.threads=1",
-                               "model.dropout=0.1", "train.track_spectra=true",
-                               "train.track_samples=8", "train.hessian_iterations=3"});
+  Config config = load_config(
+      std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
+      {"train.epochs=2", "task.samples=128", "train.threads=1", "model.dropout=0.1",
+       "train.track_spectra=true", "train.track_samples=8", "train.hessian_iterations=3"});
   TrainOptions quiet;
   quiet.progress = false;
   quiet.quiet = true;

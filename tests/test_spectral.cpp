@@ -18,7 +18,8 @@ torch::Tensor toeplitz_from(const std::function<double(int64_t)>& b, int64_t n) 
   return m;
 }
 
-PositionalEncodingPtr pe_named(const std::string& name, const std::vector<std::string>& extra = {}) {
+PositionalEncodingPtr pe_named(const std::string& name,
+                               const std::vector<std::string>& extra = {}) {
   std::vector<std::string> overrides{"model.pe=" + name};
   overrides.insert(overrides.end(), extra.begin(), extra.end());
   const Config config = load_config("", overrides);
@@ -38,7 +39,8 @@ TEST(Spectral, CirculantEigenvaluesMatchTheDft) {
   const auto c = toeplitz_from([&](int64_t off) { return row[((off % n) + n) % n]; }, n);
   std::vector<double> dft(n);
   for (int64_t m = 0; m < n; ++m)
-    for (int64_t k = 0; k < n; ++k) dft[m] += row[k] * std::cos(2 * M_PI * double(m * k) / double(n));
+    for (int64_t k = 0; k < n; ++k)
+      dft[m] += row[k] * std::cos(2 * M_PI * double(m * k) / double(n));
   std::sort(dft.begin(), dft.end());
   const auto s = spectrum_of(c, "circulant", 0, 0);
   ASSERT_EQ(s.eigenvalues.size(0), n);
@@ -65,7 +67,7 @@ TEST(Spectral, RopeKernelsHaveTheirClosedFormSpectra) {
       ASSERT_EQ(k.name, "T");
       EXPECT_NEAR(k.min_diagonal, 1, 1e-12);
       EXPECT_NEAR(k.max_diagonal, 1, 1e-12);
-      EXPECT_GT(k.eigenvalues[0].item<double>(), -1e-10);  // PSD
+      EXPECT_GT(k.eigenvalues[0].item<double>(), -1e-10);                // PSD
       EXPECT_NEAR(k.eigenvalues.sum().item<double>(), double(n), 1e-9);  // trace
       EXPECT_LE((k.eigenvalues > 1e-9).sum().item<int64_t>(), 2 * 4);
     }
@@ -157,4 +159,19 @@ TEST(Spectral, EffectiveRankAndConditionNumbers) {
   EXPECT_NEAR(effective_rank(torch::tensor({1.0, 0.0, 0.0}, torch::kDouble)), 1, 1e-12);
   EXPECT_NEAR(*psd_condition_number(torch::tensor({0.5, 2.0}, torch::kDouble)), 4, 1e-12);
   EXPECT_FALSE(psd_condition_number(torch::tensor({0.0, 2.0}, torch::kDouble)).has_value());
+}
+
+// RoPE on no head (the k = 0 point of the k-heads curve) has no kernel to couple with.
+TEST(Spectral, RopeOnNoHeadHasNoKernelAndNoChecks) {
+  auto t = test_fixtures::briefly_trained("rope", {"model.rotary_heads=0"}, 0);
+  SpectrumRequest request;
+  request.positions = 12;
+  request.draws = 2;
+  request.model = &t.model;
+  request.data = &t.data;
+  request.samples = 1;
+  const auto study = run_spectrum_study(*t.model->pe, t.config.model, request);
+  EXPECT_TRUE(study.checks.empty());
+  for (const auto& k : study.kernels) EXPECT_EQ(k.name, "E");
+  EXPECT_FALSE(study.logit_spectra.empty());
 }

@@ -18,28 +18,16 @@
 #include "store/store.h"
 #include "sweep/sweep_runner.h"
 #include "sweep/sweep_spec.h"
+#include "cli_runner.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 
 extern char** environ;
 
+using pelab::test_cli::run;
+
 namespace {
-
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr
-};
-
-Result run(const std::string& args) {
-  const std::string command = std::string(PELAB_BINARY) + " " + args + " 2>&1";
-  Result r{0, ""};
-  FILE* pipe = popen(command.c_str(), "r");
-  std::array<char, 4096> buffer;
-  while (fgets(buffer.data(), buffer.size(), pipe)) r.output += buffer.data();
-  r.status = WEXITSTATUS(pclose(pipe));
-  return r;
-}
 
 fs::path fresh_dir(const std::string& name) {
   const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_sweep_" + name);

@@ -56,7 +56,8 @@ RotaryView rotary_view(const torch::Tensor& q, const torch::Tensor& k, const tor
   RotaryView v;
   v.present = true;
   v.rotary_channels = make_term("rotary_channels", gram(q_rot, k_rot, Slice(0, rotary_dims)));
-  v.other_channels = make_term("other_channels", gram(q, k, Slice(rotary_dims, torch::indexing::None)));
+  v.other_channels =
+      make_term("other_channels", gram(q, k, Slice(rotary_dims, torch::indexing::None)));
   v.content_gram = make_term("content_gram", gram(q, k, Slice(0, rotary_dims)));
   v.kernel = std::move(kernel);
   v.hadamard = v.content_gram.matrix.to(torch::kDouble) * v.kernel;
@@ -81,7 +82,8 @@ void decompose_standard(LogitDecomposition& d, TransformerImpl& model, BlockImpl
   auto query_side = split_layer_norm(block.attention_norm, s.x, p);
   ContentPosition key_side = query_side;
   if (config.kv_source == "embedding")
-    key_side = p.defined() ? ContentPosition{s.embeddings - p, p} : ContentPosition{s.embeddings, {}};
+    key_side =
+        p.defined() ? ContentPosition{s.embeddings - p, p} : ContentPosition{s.embeddings, {}};
 
   // s(a, b): the head's score function, rotation included (linear in each argument).
   auto score = [&](const torch::Tensor& q_in, const torch::Tensor& k_in) {
@@ -102,17 +104,18 @@ void decompose_standard(LogitDecomposition& d, TransformerImpl& model, BlockImpl
   auto bias = model.pe->bias(L, d.layer);
   if (bias.defined()) {
     using torch::indexing::Slice;
-    d.terms.push_back(make_term("bias", bias[d.head].index({Slice(0, n), Slice(0, n)}).to(s.x.dtype())));
+    d.terms.push_back(
+        make_term("bias", bias[d.head].index({Slice(0, n), Slice(0, n)}).to(s.x.dtype())));
   }
 
   auto kernel = model.pe->kernel(n, d.layer);
-  const bool rotary = model.pe->kind() == PeKind::kRotary ||
-                      model.pe->kind() == PeKind::kRotaryAbsolute;
+  const bool rotary =
+      model.pe->kind() == PeKind::kRotary || model.pe->kind() == PeKind::kRotaryAbsolute;
   if (rotary && kernel.defined() && d.head < kernel.size(0)) {
     auto q = split_heads(attention.query(block.attention_norm(s.x)), heads);
-    auto k = split_heads(attention.key(config.kv_source == "embedding" ? s.embeddings
-                                                                      : block.attention_norm(s.x)),
-                         heads);
+    auto k = split_heads(
+        attention.key(config.kv_source == "embedding" ? s.embeddings : block.attention_norm(s.x)),
+        heads);
     auto [q_rot, k_rot] = model.pe->rotate(q, k, s.inputs.positions);
     d.rotary = rotary_view(q[0][d.head], k[0][d.head], q_rot[0][d.head], k_rot[0][d.head],
                            rotary_dims(config), scale, kernel[d.head], n);
@@ -131,7 +134,8 @@ void decompose_latent(LogitDecomposition& d, TransformerImpl& model, BlockImpl& 
   auto query_source = !mla.query_down.is_empty() ? mla.query_norm(mla.query_down(normed)) : normed;
   auto q_content = split_heads(mla.query_up(query_source), heads);
   auto k_rotary = mla.key_rope(keys_from).unsqueeze(1);
-  auto q_rotary = split_heads(mla.query_rope(query_source), config.mla_shared_rotary_query ? 1 : heads);
+  auto q_rotary =
+      split_heads(mla.query_rope(query_source), config.mla_shared_rotary_query ? 1 : heads);
   auto [q_rot, k_rot] = model.pe->rotate(q_rotary, k_rotary, s.inputs.positions);
   d.terms.push_back(make_term(
       "latent_content",
@@ -146,16 +150,16 @@ void decompose_latent(LogitDecomposition& d, TransformerImpl& model, BlockImpl& 
 
 }  // namespace
 
-LogitDecomposition decompose_logits(Transformer& model, const torch::Tensor& tokens,
-                                    int64_t length, int64_t layer, int64_t head, bool valid_only) {
+LogitDecomposition decompose_logits(Transformer& model, const torch::Tensor& tokens, int64_t length,
+                                    int64_t layer, int64_t head, bool valid_only) {
   const auto layers = static_cast<int64_t>(model->blocks->size());
   const auto heads = model->config().n_heads;
   if (layer < 0 || layer >= layers)
-    throw ConfigError(fmt::format("--layer {} is out of range; this model has layers 0..{}", layer,
-                                  layers - 1));
+    throw ConfigError(
+        fmt::format("--layer {} is out of range; this model has layers 0..{}", layer, layers - 1));
   if (head < 0 || head >= heads)
-    throw ConfigError(fmt::format("--head {} is out of range; this model has heads 0..{}", head,
-                                  heads - 1));
+    throw ConfigError(
+        fmt::format("--head {} is out of range; this model has heads 0..{}", head, heads - 1));
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;

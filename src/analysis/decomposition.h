@@ -28,12 +28,12 @@ struct LogitTerm {
   std::string name;
   torch::Tensor matrix;  // [n, n], the model's dtype
   double frobenius_norm = 0;
-  double share = 0;               // ||term||_F / sum over the terms of ||term||_F
-  double toeplitz_distance = 0;   // ||M - Toeplitz(M)||_F / ||M||_F
+  double share = 0;              // ||term||_F / sum over the terms of ||term||_F
+  double toeplitz_distance = 0;  // ||M - Toeplitz(M)||_F / ||M||_F
 };
 
 struct RotaryView {
-  bool present = false;  // the head is rotated
+  bool present = false;       // the head is rotated
   LogitTerm rotary_channels;  // exact logits of the rotary channels (rotation applied)
   LogitTerm other_channels;   // the head's unrotated channels (partial RoPE; zero otherwise)
   LogitTerm content_gram;     // A: the rotary channels' Gram matrix without rotation
@@ -44,16 +44,16 @@ struct RotaryView {
 
 struct LogitDecomposition {
   int64_t layer = 0, head = 0, positions = 0;
-  torch::Tensor logits;          // [n, n]: the model's own logits (explicit path)
-  std::vector<LogitTerm> terms;  // sum to logits
+  torch::Tensor logits;                      // [n, n]: the model's own logits (explicit path)
+  std::vector<LogitTerm> terms;              // sum to logits
   double reconstruction_relative_error = 0;  // ||sum(terms) - logits||_F / ||logits||_F
   RotaryView rotary;
 };
 
 // tokens: [L] int64 of one sequence, `length` its valid prefix. positions = length when
 // valid_only, else L. Throws ConfigError for a layer or head out of range.
-LogitDecomposition decompose_logits(Transformer& model, const torch::Tensor& tokens,
-                                    int64_t length, int64_t layer, int64_t head, bool valid_only);
+LogitDecomposition decompose_logits(Transformer& model, const torch::Tensor& tokens, int64_t length,
+                                    int64_t layer, int64_t head, bool valid_only);
 
 // Numbers only (no matrices unless with_matrices).
 std::string decomposition_to_json(const LogitDecomposition& d, bool with_matrices);

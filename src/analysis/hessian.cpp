@@ -9,8 +9,8 @@ namespace {
 torch::Tensor batch_loss(Transformer& model, const Dataset& batch) {
   ForwardOptions options;
   options.explicit_attention = true;  // the fused kernel's backward is not differentiable
-  return torch::nn::functional::cross_entropy(
-      model->forward(batch.tokens, batch.lengths, options), batch.labels);
+  return torch::nn::functional::cross_entropy(model->forward(batch.tokens, batch.lengths, options),
+                                              batch.labels);
 }
 
 std::vector<torch::Tensor> trainable(Transformer& model) {
@@ -41,10 +41,9 @@ LossHessian::LossHessian(Transformer& model, const Dataset& batch)
   model_->eval();
   parameters_ = trainable(model_);
   auto loss = batch_loss(model_, batch);
-  gradient_ = defined_or_zero(
-      torch::autograd::grad({loss}, parameters_, {}, /*retain_graph=*/true,
-                            /*create_graph=*/true, /*allow_unused=*/true),
-      parameters_);
+  gradient_ = defined_or_zero(torch::autograd::grad({loss}, parameters_, {}, /*retain_graph=*/true,
+                                                    /*create_graph=*/true, /*allow_unused=*/true),
+                              parameters_);
 }
 
 LossHessian::~LossHessian() { model_->train(was_training_); }

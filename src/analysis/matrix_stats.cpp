@@ -5,15 +5,15 @@
 namespace pelab {
 
 torch::Tensor nearest_toeplitz(const torch::Tensor& m) {
-  TORCH_CHECK(m.dim() == 2 && m.size(0) == m.size(1), "nearest_toeplitz: need a square matrix, got ",
-              m.sizes());
+  TORCH_CHECK(m.dim() == 2 && m.size(0) == m.size(1),
+              "nearest_toeplitz: need a square matrix, got ", m.sizes());
   const auto n = m.size(0);
   const auto idx = torch::arange(n, torch::kLong);
   const auto offset = (idx.unsqueeze(1) - idx.unsqueeze(0) + (n - 1)).flatten();  // i - j + n - 1
   const auto values = m.to(torch::kDouble).flatten();
   auto sums = torch::zeros({2 * n - 1}, torch::kDouble).index_add_(0, offset, values);
-  auto counts = torch::zeros({2 * n - 1}, torch::kDouble)
-                    .index_add_(0, offset, torch::ones_like(values));
+  auto counts =
+      torch::zeros({2 * n - 1}, torch::kDouble).index_add_(0, offset, torch::ones_like(values));
   return (sums / counts).index({offset}).view({n, n});
 }
 

@@ -87,9 +87,8 @@ RemovalResult remove_positional_component(Transformer& model, const Dataset& dat
 }
 
 std::string removal_to_json(const RemovalResult& r, const std::string& split) {
-  nlohmann::json j = {{"split", split},
-                      {"samples", r.samples},
-                      {"baseline_accuracy", r.baseline_accuracy}};
+  nlohmann::json j = {
+      {"split", split}, {"samples", r.samples}, {"baseline_accuracy", r.baseline_accuracy}};
   j["layers"] = nlohmann::json::array();
   for (const auto& l : r.layers)
     j["layers"].push_back({{"layer", l.layer},

@@ -28,8 +28,8 @@ KernelSpectrum spectrum_of(const torch::Tensor& kernel, std::string name, int64_
   return s;
 }
 
-std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t n,
-                                           int64_t layers, const torch::Tensor& theta) {
+std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t n, int64_t layers,
+                                           const torch::Tensor& theta) {
   std::vector<KernelSpectrum> out;
   switch (pe.kind()) {
     case PeKind::kNone:
@@ -47,7 +47,9 @@ std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t
     case PeKind::kRotaryAbsolute:
     case PeKind::kLatentAttention: {
       // Every rotated head shares one T (same frequencies), so it is reported once.
-      out.push_back(spectrum_of(pe.kernel(n, 0)[0], "T", 0, 0));
+      const auto t = pe.kernel(n, 0);
+      if (!t.defined() || t.size(0) == 0) break;  // RoPE on no head
+      out.push_back(spectrum_of(t[0], "T", 0, 0));
       const auto offsets = torch::arange(n, torch::kDouble);
       const auto delta = offsets.unsqueeze(1) - offsets.unsqueeze(0);  // i - j
       for (int64_t f = 0; f < theta.size(0); ++f) {
@@ -149,8 +151,8 @@ std::vector<TrainedGram> trained_content_grams(Transformer& model, const Dataset
   samples = std::min(samples, data.size());
   auto s = model->begin(data.tokens.slice(0, 0, samples), data.lengths.slice(0, 0, samples));
   const auto kernel = model->pe->kernel(1, 0);
-  const bool rotary_pe = model->pe->kind() == PeKind::kRotary ||
-                         model->pe->kind() == PeKind::kRotaryAbsolute;
+  const bool rotary_pe =
+      model->pe->kind() == PeKind::kRotary || model->pe->kind() == PeKind::kRotaryAbsolute;
   const int64_t rotated_heads = rotary_pe && kernel.defined() ? kernel.size(0) : 0;
   std::vector<TrainedGram> out;
   for (int64_t l = 0; l < static_cast<int64_t>(model->blocks->size()); ++l) {
@@ -160,11 +162,11 @@ std::vector<TrainedGram> trained_content_grams(Transformer& model, const Dataset
     double scale = 1.0 / std::sqrt(double(head_dim));
     if (auto* mla = dynamic_cast<LatentAttention*>(block.attention.get())) {
       auto source = !mla->query_down.is_empty() ? mla->query_norm(mla->query_down(normed)) : normed;
-      queries = split_heads(mla->query_rope(source),
-                            config.mla_shared_rotary_query ? 1 : heads);
+      queries = split_heads(mla->query_rope(source), config.mla_shared_rotary_query ? 1 : heads);
       scale = 1.0 / std::sqrt(double(head_dim + config.mla_rope_dim));
     } else {
-      queries = split_heads(dynamic_cast<MultiHeadAttention&>(*block.attention).query(normed), heads);
+      queries =
+          split_heads(dynamic_cast<MultiHeadAttention&>(*block.attention).query(normed), heads);
     }
     for (int64_t b = 0; b < samples; ++b) {
       const int64_t n = data.lengths[b].item<int64_t>();
@@ -193,8 +195,9 @@ std::vector<LogitSpectrumStats> logit_spectra(Transformer& model, const Dataset&
   options.attention_records = &records;
   model->forward(data.tokens.slice(0, 0, samples), data.lengths.slice(0, 0, samples), options);
   const auto& config = model->config();
-  const int64_t qk_width = config.d_model / config.n_heads +
-                           (model->pe->kind() == PeKind::kLatentAttention ? config.mla_rope_dim : 0);
+  const int64_t qk_width =
+      config.d_model / config.n_heads +
+      (model->pe->kind() == PeKind::kLatentAttention ? config.mla_rope_dim : 0);
   std::vector<LogitSpectrumStats> out;
   for (int64_t l = 0; l < static_cast<int64_t>(records.size()); ++l) {
     const auto& logits = records[l].logits;  // [B, H, L, L]

@@ -21,11 +21,11 @@
 namespace pelab {
 
 struct KernelSpectrum {
-  std::string name;         // "B", "T", "E", "G_pp"
-  int64_t layer = 0;        // layer the kernel belongs to (bias tables are per layer)
-  int64_t index = 0;        // head (B), frequency t (E); 0 for T (shared by rotated heads)
-  double theta = 0;         // E only: the frequency theta_t
-  bool symmetric = true;    // K = K^H (eigenvalues are of the Hermitian part otherwise)
+  std::string name;               // "B", "T", "E", "G_pp"
+  int64_t layer = 0;              // layer the kernel belongs to (bias tables are per layer)
+  int64_t index = 0;              // head (B), frequency t (E); 0 for T (shared by rotated heads)
+  double theta = 0;               // E only: the frequency theta_t
+  bool symmetric = true;          // K = K^H (eigenvalues are of the Hermitian part otherwise)
   torch::Tensor eigenvalues;      // ascending, float64
   torch::Tensor singular_values;  // descending, float64
   std::optional<double> condition_number;  // sigma_max / sigma_min; nullopt when singular
@@ -36,8 +36,8 @@ struct KernelSpectrum {
 // Every kernel of `pe` for n positions: B of each head and layer (bias PEs), T once (shared by
 // every rotated head) and E^(t) of each frequency (RoPE family; `theta` the frequencies), G_pp
 // (absolute PEs).
-std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t n,
-                                           int64_t layers, const torch::Tensor& theta);
+std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t n, int64_t layers,
+                                           const torch::Tensor& theta);
 KernelSpectrum spectrum_of(const torch::Tensor& kernel, std::string name, int64_t layer,
                            int64_t index);
 
@@ -82,7 +82,7 @@ struct LogitSpectrumStats {
   // number only measures that rank deficiency; this one measures the spread that is left.
   double mean_log10_condition_within_rank = 0;
   double mean_effective_rank = 0;
-  double mean_top_share = 0;        // sigma_1 / sum sigma
+  double mean_top_share = 0;                            // sigma_1 / sum sigma
   std::vector<double> mean_normalised_singular_values;  // sigma_k / sigma_1 at the shortest length
 };
 std::vector<LogitSpectrumStats> logit_spectra(Transformer& model, const Dataset& data,

@@ -32,7 +32,7 @@ std::vector<std::pair<std::string, torch::Tensor>> coupling_kernels(const Positi
   std::vector<std::pair<std::string, torch::Tensor>> out;
   if (pe.kind() == PeKind::kNone) return out;
   const auto k = pe.kernel(n, layer);
-  if (!k.defined()) return out;
+  if (!k.defined() || k.size(0) == 0) return out;  // e.g. RoPE on 0 heads
   if (is_rotary(pe.kind())) {
     out.push_back({"T", k[0]});
   } else if (pe.kind() == PeKind::kBias) {
@@ -73,9 +73,9 @@ SpectrumStudy run_spectrum_study(const PositionalEncoding& pe, const ModelConfig
       if (kernels.empty()) continue;
       // RoPE: the one T; bias PEs: the head's own B.
       const auto& kernel = kernels.size() == 1 ? kernels[0] : kernels[g.head];
-      study.checks.push_back(check(
-          pe, g.gram, kernel,
-          fmt::format("run layer {} head {} sample {}", g.layer, g.head, g.sample)));
+      study.checks.push_back(
+          check(pe, g.gram, kernel,
+                fmt::format("run layer {} head {} sample {}", g.layer, g.head, g.sample)));
     }
     study.logit_spectra = logit_spectra(*request.model, *request.data, request.samples);
   }
@@ -133,23 +133,23 @@ std::string spectrum_to_json(const SpectrumStudy& study) {
                                     {"contraction_ratio", optional_json(c.contraction_ratio)}});
   }
   std::sort(ratios.begin(), ratios.end());
-  j["summary"] = {{"checks", study.checks.size()},
-                  {"bounds_hold", holding},
-                  {"median_contraction_ratio",
-                   ratios.empty() ? nlohmann::json(nullptr) : nlohmann::json(ratios[ratios.size() / 2])},
-                  {"checks_that_contract",
-                   std::count_if(ratios.begin(), ratios.end(), [](double r) { return r < 1; })}};
+  j["summary"] = {
+      {"checks", study.checks.size()},
+      {"bounds_hold", holding},
+      {"median_contraction_ratio",
+       ratios.empty() ? nlohmann::json(nullptr) : nlohmann::json(ratios[ratios.size() / 2])},
+      {"checks_that_contract",
+       std::count_if(ratios.begin(), ratios.end(), [](double r) { return r < 1; })}};
   j["logit_spectra"] = nlohmann::json::array();
   for (const auto& s : study.logit_spectra)
-    j["logit_spectra"].push_back({{"layer", s.layer},
-                                  {"head", s.head},
-                                  {"mean_log10_condition", s.mean_log10_condition},
-                                  {"mean_log10_condition_within_rank",
-                                   s.mean_log10_condition_within_rank},
-                                  {"mean_effective_rank", s.mean_effective_rank},
-                                  {"mean_top_share", s.mean_top_share},
-                                  {"mean_normalised_singular_values",
-                                   s.mean_normalised_singular_values}});
+    j["logit_spectra"].push_back(
+        {{"layer", s.layer},
+         {"head", s.head},
+         {"mean_log10_condition", s.mean_log10_condition},
+         {"mean_log10_condition_within_rank", s.mean_log10_condition_within_rank},
+         {"mean_effective_rank", s.mean_effective_rank},
+         {"mean_top_share", s.mean_top_share},
+         {"mean_normalised_singular_values", s.mean_normalised_singular_values}});
   return j.dump(2);
 }
 

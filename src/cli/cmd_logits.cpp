@@ -68,8 +68,8 @@ void add_logits(CLI::App& app) {
                args->sample, args->split, d.positions, state.config.model.pe);
     fmt::print("{:<20} {:>12} {:>8} {:>18}\n", "term", "||.||_F", "share", "Toeplitz distance");
     for (const auto& t : d.terms)
-      fmt::print("{:<20} {:>12.4g} {:>7.1f}% {:>18.4f}\n", t.name, t.frobenius_norm,
-                 100 * t.share, t.toeplitz_distance);
+      fmt::print("{:<20} {:>12.4g} {:>7.1f}% {:>18.4f}\n", t.name, t.frobenius_norm, 100 * t.share,
+                 t.toeplitz_distance);
     fmt::print("terms sum to the model's logits within {:.2g} (relative)\n",
                d.reconstruction_relative_error);
     if (d.rotary.present)

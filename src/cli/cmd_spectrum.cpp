@@ -37,14 +37,16 @@ void add_spectrum(CLI::App& app) {
   cmd->add_option("--figure", args->figure,
                   "figure stem: writes STEM-kernels.svg and STEM-coupling.svg (default "
                   "spectrum-PE-nN, or RUN/spectrum-nN with --run; 'none' for none)");
-  cmd->add_option("overrides", args->overrides, "config overrides key=value, e.g. model.n_heads=16");
+  cmd->add_option("overrides", args->overrides,
+                  "config overrides key=value, e.g. model.n_heads=16");
   cmd->callback([args] {
     if (args->run_dir.empty() && args->pe.empty())
       throw ConfigError("spectrum: give --pe NAME (pelab pe list) or --run RUN");
-    if (!args->run_dir.empty() && (!args->pe.empty() || !args->config_file.empty() ||
-                                   !args->overrides.empty()))
-      throw ConfigError("spectrum: --run takes the PE and its options from the run; drop --pe, "
-                        "--config and overrides");
+    if (!args->run_dir.empty() &&
+        (!args->pe.empty() || !args->config_file.empty() || !args->overrides.empty()))
+      throw ConfigError(
+          "spectrum: --run takes the PE and its options from the run; drop --pe, "
+          "--config and overrides");
     SpectrumRequest request;
     request.positions = args->positions;
     request.draws = args->draws;
@@ -69,7 +71,8 @@ void add_spectrum(CLI::App& app) {
       auto overrides = args->overrides;
       overrides.push_back("model.pe=" + args->pe);
       const Config config = load_config(args->config_file, overrides);
-      const auto pe = make_pe(PeOptions{config.model, std::max(args->positions, config.task.seq_len)});
+      const auto pe =
+          make_pe(PeOptions{config.model, std::max(args->positions, config.task.seq_len)});
       study = run_spectrum_study(*pe, config.model, request);
       if (stem.empty()) stem = fmt::format("spectrum-{}-n{}", args->pe, args->positions);
     }
@@ -82,11 +85,12 @@ void add_spectrum(CLI::App& app) {
     fmt::print("{}: {} kernels for n = {}\n", study.pe, study.kernels.size(), study.positions);
     for (const auto& k : study.kernels) {
       if (k.name == "E" && k.index > 1) continue;  // every E^(t) has the same spectrum {n, 0..}
-      fmt::print("  {:<4} layer {} #{:<3} lambda [{:.4g}, {:.4g}]  cond {}  diag [{:.3g}, {:.3g}]{}\n",
-                 k.name, k.layer, k.index, k.eigenvalues[0].item<double>(),
-                 k.eigenvalues[-1].item<double>(),
-                 k.condition_number ? fmt::format("{:.4g}", *k.condition_number) : "inf",
-                 k.min_diagonal, k.max_diagonal, k.symmetric ? "" : "  (not symmetric)");
+      fmt::print(
+          "  {:<4} layer {} #{:<3} lambda [{:.4g}, {:.4g}]  cond {}  diag [{:.3g}, {:.3g}]{}\n",
+          k.name, k.layer, k.index, k.eigenvalues[0].item<double>(),
+          k.eigenvalues[-1].item<double>(),
+          k.condition_number ? fmt::format("{:.4g}", *k.condition_number) : "inf", k.min_diagonal,
+          k.max_diagonal, k.symmetric ? "" : "  (not symmetric)");
     }
     int64_t holding = 0, contracting = 0, with_ratio = 0;
     for (const auto& c : study.checks) {

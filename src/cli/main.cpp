@@ -1,4 +1,5 @@
 // pelab: positional-encoding lab. Entry point; every subcommand lives in its own file.
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -43,6 +44,10 @@ int main(int argc, char** argv) {
   } catch (const pelab::StoreError& e) {
     fmt::print(stderr, "pelab: store error: {}\n", e.what());
     return 4;
+  } catch (const c10::Error& e) {
+    // LibTorch's own checks: the message without its C++ backtrace.
+    fmt::print(stderr, "pelab: error: {}\n", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "pelab: error: {}\n", e.what());
     return 1;

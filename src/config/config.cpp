@@ -411,6 +411,9 @@ std::vector<ConfigKeyInfo> config_keys() {
         std::string msg = e.what();
         auto pos = msg.find("accepted: ");
         accepted = pos == std::string::npos ? "" : msg.substr(pos + 10);
+        // The parser may append a nearest-name suggestion; it is not part of the choices.
+        const auto suggestion = accepted.find(" (did you mean");
+        if (suggestion != std::string::npos) accepted.resize(suggestion);
       }
     }
     out.push_back({f.key, accepted, f.doc});

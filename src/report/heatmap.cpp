@@ -11,8 +11,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kPalette =
-    "set palette defined (0 '#2b0a57', 0.5 '#d9485f', 1 '#fde68a')\n";
+constexpr const char* kPalette = "set palette defined (0 '#2b0a57', 0.5 '#d9485f', 1 '#fde68a')\n";
 
 // "col row value" lines, the layout gnuplot's `with image` reads.
 std::string matrix_data(const torch::Tensor& matrix) {
@@ -59,8 +58,7 @@ void write_heatmap_panels_svg(const fs::path& svg, const std::vector<HeatmapPane
   const int64_t rows = (static_cast<int64_t>(panels.size()) + columns - 1) / columns;
   std::string gp = figure.terminal(static_cast<int>(360 * columns), static_cast<int>(340 * rows));
   gp += std::string(kPalette) + "unset key\nset size ratio -1\n";
-  gp += fmt::format("set multiplot layout {},{} title {}\n", rows, columns,
-                    gnuplot_quoted(title));
+  gp += fmt::format("set multiplot layout {},{} title {}\n", rows, columns, gnuplot_quoted(title));
   for (std::size_t i = 0; i < panels.size(); ++i) {
     const auto& m = panels[i].matrix;
     const std::string data = figure.data_file(fmt::format("panel{}.dat", i), matrix_data(m));

@@ -1,7 +1,6 @@
 #include "reproduce/plan.h"
 
 #include <fmt/format.h>
-
 #include <toml++/toml.h>
 
 #include "config/config.h"
@@ -17,7 +16,8 @@ std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
   if (!node) return fallback;
   const auto* array = node->as_array();
   if (!array || array->empty())
-    throw ConfigError(fmt::format("{}: '{}' must be a non-empty list of integers", file.string(), key));
+    throw ConfigError(
+        fmt::format("{}: '{}' must be a non-empty list of integers", file.string(), key));
   std::vector<int64_t> out;
   for (const auto& v : *array) {
     const auto i = v.value<int64_t>();
@@ -33,8 +33,8 @@ int64_t integer(const toml::table& t, const std::string& key, const fs::path& fi
   if (!node) return fallback;
   const auto v = node->value<int64_t>();
   if (!v || *v < low || *v > high)
-    throw ConfigError(fmt::format("{}: '{}' must be an integer in [{}, {}]", file.string(), key,
-                                  low, high));
+    throw ConfigError(
+        fmt::format("{}: '{}' must be an integer in [{}, {}]", file.string(), key, low, high));
   return *v;
 }
 
@@ -63,24 +63,24 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   } catch (const toml::parse_error& e) {
     throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
   }
-  static const std::vector<std::string> known{"base",          "seeds",
-                                              "rotary_heads",  "analysis_samples",
-                                              "spectrum_positions", "removal_draws",
-                                              "workers",       "set"};
+  static const std::vector<std::string> known{
+      "base",          "seeds",   "rotary_heads", "analysis_samples", "spectrum_positions",
+      "removal_draws", "workers", "set"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
-      throw ConfigError(fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
-                                    "analysis_samples, spectrum_positions, removal_draws, "
-                                    "workers, [set]",
-                                    file.string(), std::string(key.str())));
+      throw ConfigError(
+          fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
+                      "analysis_samples, spectrum_positions, removal_draws, "
+                      "workers, [set]",
+                      file.string(), std::string(key.str())));
   ReproducePlan p;
   p.file = file;
   p.scale = file.stem().string();
   if (const auto base = t["base"].value<std::string>()) {
     p.base_config = file.parent_path() / *base;
     if (!fs::exists(p.base_config))
-      throw ConfigError(fmt::format("{}: base config '{}' not found (looked for {})",
-                                    file.string(), *base, p.base_config.string()));
+      throw ConfigError(fmt::format("{}: base config '{}' not found (looked for {})", file.string(),
+                                    *base, p.base_config.string()));
   }
   p.seeds = integer_list(t, "seeds", file, p.seeds);
   p.rotary_heads = integer_list(t, "rotary_heads", file, p.rotary_heads);
@@ -104,8 +104,7 @@ std::vector<std::string> setup_overrides(const std::string& setup) {
   if (setup == "standard")
     return {"model.mask=padding", "model.kv_source=residual", "model.alibi_slopes=standard",
             "model.pooling=valid", "task.fillers_may_be_triggers=false"};
-  throw ConfigError(
-      fmt::format("--setup '{}': accepted: faithful, standard, both", setup));
+  throw ConfigError(fmt::format("--setup '{}': accepted: faithful, standard, both", setup));
 }
 
 std::string setup_ablation_split(const std::string& setup) {

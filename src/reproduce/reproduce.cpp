@@ -63,17 +63,16 @@ std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::st
   out.push_back(sweep(plan, setup, options, "rope_abs",
                       {{"model.pe", {"rope_abs"}}, {"task.name", {"distance", "count"}}}));
   if (!partial.empty())
-    out.push_back(sweep(plan, setup, options, "k_heads",
-                        {{"model.pe", {"rope"}},
-                         {"model.rotary_heads", partial},
-                         {"task.name", {"distance"}}}));
+    out.push_back(sweep(
+        plan, setup, options, "k_heads",
+        {{"model.pe", {"rope"}}, {"model.rotary_heads", partial}, {"task.name", {"distance"}}}));
   out.push_back(sweep(plan, setup, options, "mla",
                       {{"model.pe", {"mla"}}, {"task.name", {"distance", "count"}}}));
   return out;
 }
 
-int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& store,
-                    bool first_seed, bool kernel_spectrum, bool progress) {
+int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& store, bool first_seed,
+                    bool kernel_spectrum, bool progress) {
   const std::string split = setup_ablation_split(run.setup);
   bool need_ablation = true, need_removal = is_absolute_pe(run.pe);
   bool need_run_spectrum = first_seed && run.task == "distance" && run.pe != "nope";
@@ -114,7 +113,8 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   }
   if (need_removal) {
     const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch);
-    store.put_result({0, run.id, "removal", split, nlohmann::json::parse(removal_to_json(r, split)), ""});
+    store.put_result(
+        {0, run.id, "removal", split, nlohmann::json::parse(removal_to_json(r, split)), ""});
     ++done;
   }
   const int64_t positions = std::min(plan.spectrum_positions, state.config.task.seq_len);
@@ -126,7 +126,8 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
     request.data = &data;
     request.samples = 4;
     const auto study = run_spectrum_study(*state.model->pe, state.config.model, request);
-    store.put_result({0, run.id, "run_spectrum", "test", nlohmann::json::parse(spectrum_to_json(study)), ""});
+    store.put_result(
+        {0, run.id, "run_spectrum", "test", nlohmann::json::parse(spectrum_to_json(study)), ""});
     ++done;
   }
   if (need_kernel) {

@@ -38,7 +38,7 @@ ReproduceSummary run_reproduce(const ReproducePlan& plan, const ReproduceOptions
                                Store& store);
 
 // The analyses of one finished run that the store does not hold yet; returns how many ran.
-int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& store,
-                    bool first_seed, bool kernel_spectrum, bool progress);
+int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& store, bool first_seed,
+                    bool kernel_spectrum, bool progress);
 
 }  // namespace pelab
