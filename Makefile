@@ -26,7 +26,8 @@ bench: build
 # The study at SCALE (tiny | small | paper): train, analyse, write reports/SCALE/index.html and
 # claims.json. Resumable: run it again after an interruption. docs/REPRODUCTION.md.
 SCALE ?= small
-reproduce: build
+reproduce: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target pelab
 	$(BUILD_DIR)/pelab reproduce --scale $(SCALE)
 
 clean:

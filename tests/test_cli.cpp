@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "train/safetensors.h"
 #include "cli_runner.h"
+#include "train/safetensors.h"
 
 namespace fs = std::filesystem;
 

@@ -51,7 +51,7 @@ TEST(Reproduce, TinyScaleRunsEndToEndAndResumes) {
 }
 
 TEST(Reproduce, PlansOfEveryScaleLoadAndExpand) {
-  for (const std::string scale : {"tiny", "small", "paper"}) {
+  for (const std::string scale : {"tiny", "small", "medium", "paper"}) {
     const auto plan = load_plan(plan_file(scale), PELAB_SOURCE_DIR);
     EXPECT_EQ(plan.scale, scale);
     ReproduceOptions options;

@@ -15,10 +15,10 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_runner.h"
 #include "store/store.h"
 #include "sweep/sweep_runner.h"
 #include "sweep/sweep_spec.h"
-#include "cli_runner.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;

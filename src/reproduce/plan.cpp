@@ -53,10 +53,11 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   fs::path file = scale_or_file;
   if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
   if (!fs::exists(file))
-    throw ConfigError(fmt::format(
-        "--scale '{}': no plan file {}; accepted: tiny, small, paper (configs/reproduce/) or a "
-        "path to a plan file",
-        scale_or_file, file.string()));
+    throw ConfigError(
+        fmt::format("--scale '{}': no plan file {}; accepted: tiny, small, medium, paper "
+                    "(configs/reproduce/) or a "
+                    "path to a plan file",
+                    scale_or_file, file.string()));
   toml::table t;
   try {
     t = toml::parse_file(file.string());
