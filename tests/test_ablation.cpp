@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/ablation.h"
-#include "report/heatmap.h"
 #include "fixtures.h"
+#include "report/heatmap.h"
 #include "train/trainer.h"
 
 using namespace pelab;
@@ -85,7 +85,7 @@ TEST(Ablation, DepositRule) {
   r.accuracy = accuracy;
   r.deposits = d;
   r.samples = 10;
-  auto j = nlohmann::json::parse(ablation_to_json(r, "test"));
+  auto j = ablation_to_json(r, "test");
   EXPECT_EQ(j["accuracy"].size(), 3u);
   EXPECT_EQ(j["deposits"][0]["worst_head"], 1);
 }

@@ -350,7 +350,7 @@ TEST(ReportData, ReadsTheAnalysesOwnJson) {
   ablation.samples = 10;
   ablation.accuracy = torch::tensor({{0.7, 0.3, 0.7, 0.7}, {0.69, 0.7, 0.7, 0.7}}, torch::kDouble);
   ablation.deposits = summarise_deposits(0.7, ablation.accuracy);
-  const json written = json::parse(ablation_to_json(ablation, "test"));
+  const json written = ablation_to_json(ablation, "test");
   AblationRecord record;
   record.run_id = run;
   record.method = "value";
@@ -364,8 +364,7 @@ TEST(ReportData, ReadsTheAnalysesOwnJson) {
   removal.samples = 10;
   removal.baseline_accuracy = 0.7;
   removal.layers = {{0, 0.1, {0.6, 0.7}, 0.65, 0.07}, {1, 0.2, {0.68, 0.7}, 0.69, 0.014}};
-  f.store.put_result(
-      {0, run, "removal", "test", json::parse(removal_to_json(removal, "test")), ""});
+  f.store.put_result({0, run, "removal", "test", removal_to_json(removal, "test"), ""});
 
   for (const std::string pe : {"rope", "alibi"}) {
     const Config config =
@@ -375,8 +374,8 @@ TEST(ReportData, ReadsTheAnalysesOwnJson) {
     request.draws = 2;
     const auto encoding = make_pe(PeOptions{config.model, 8});
     const auto study = run_spectrum_study(*encoding, config.model, request);
-    f.store.put_result({0, std::nullopt, "kernel_spectrum", "standard/" + pe,
-                        json::parse(spectrum_to_json(study)), ""});
+    f.store.put_result(
+        {0, std::nullopt, "kernel_spectrum", "standard/" + pe, spectrum_to_json(study), ""});
   }
 
   const ReportData data = load_report_data(f.store, "tiny");

@@ -184,7 +184,7 @@ std::vector<LayerDeposit> summarise_deposits(double baseline, const torch::Tenso
   return out;
 }
 
-std::string ablation_to_json(const AblationResult& r, const std::string& split) {
+nlohmann::json ablation_to_json(const AblationResult& r, const std::string& split) {
   nlohmann::json matrix = nlohmann::json::array();
   for (int64_t l = 0; l < r.accuracy.size(0); ++l) {
     nlohmann::json row = nlohmann::json::array();
@@ -208,7 +208,7 @@ std::string ablation_to_json(const AblationResult& r, const std::string& split) 
       {"deposit_rule",
        "single-head deposit: the worst head's drop >= 0.25 x baseline accuracy and every other "
        "head's drop <= 0.25 x the worst head's drop"}};
-  return j.dump();
+  return j;
 }
 
 }  // namespace pelab

@@ -12,6 +12,7 @@
 // batch of H copies, so the layers below l are never recomputed.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,6 @@ AblationResult ablate_heads_one_by_one(Transformer& model, const Dataset& data,
                                        AblationMethod method, int64_t batch_size);
 
 std::vector<LayerDeposit> summarise_deposits(double baseline, const torch::Tensor& accuracy);
-std::string ablation_to_json(const AblationResult& result, const std::string& split);
+nlohmann::json ablation_to_json(const AblationResult& result, const std::string& split);
 
 }  // namespace pelab

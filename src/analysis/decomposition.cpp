@@ -218,7 +218,7 @@ nlohmann::json term_json(const LogitTerm& t, bool with_matrices) {
 
 }  // namespace
 
-std::string decomposition_to_json(const LogitDecomposition& d, bool with_matrices) {
+nlohmann::json decomposition_to_json(const LogitDecomposition& d, bool with_matrices) {
   nlohmann::json j = {{"layer", d.layer},
                       {"head", d.head},
                       {"positions", d.positions},
@@ -237,7 +237,7 @@ std::string decomposition_to_json(const LogitDecomposition& d, bool with_matrice
   } else {
     j["rotary"] = nullptr;
   }
-  return j.dump(2);
+  return j;
 }
 
 }  // namespace pelab

@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,6 @@ LogitDecomposition decompose_logits(Transformer& model, const torch::Tensor& tok
                                     int64_t layer, int64_t head, bool valid_only);
 
 // Numbers only (no matrices unless with_matrices).
-std::string decomposition_to_json(const LogitDecomposition& d, bool with_matrices);
+nlohmann::json decomposition_to_json(const LogitDecomposition& d, bool with_matrices);
 
 }  // namespace pelab

@@ -86,7 +86,7 @@ RemovalResult remove_positional_component(Transformer& model, const Dataset& dat
   return r;
 }
 
-std::string removal_to_json(const RemovalResult& r, const std::string& split) {
+nlohmann::json removal_to_json(const RemovalResult& r, const std::string& split) {
   nlohmann::json j = {
       {"split", split}, {"samples", r.samples}, {"baseline_accuracy", r.baseline_accuracy}};
   j["layers"] = nlohmann::json::array();
@@ -96,7 +96,7 @@ std::string removal_to_json(const RemovalResult& r, const std::string& split) {
                            {"accuracy_without_random", l.accuracy_without_random},
                            {"random_mean", l.random_mean},
                            {"random_std", l.random_std}});
-  return j.dump(2);
+  return j;
 }
 
 }  // namespace pelab

@@ -6,6 +6,7 @@
 // All 1 + draws variants of a layer run as one batch branching off the intact residual stream.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,6 @@ struct RemovalResult {
 // Throws ConfigError when the model's PE adds no absolute vector (names the accepted PEs).
 RemovalResult remove_positional_component(Transformer& model, const Dataset& data, int64_t draws,
                                           uint64_t seed, int64_t batch_size);
-std::string removal_to_json(const RemovalResult& result, const std::string& split);
+nlohmann::json removal_to_json(const RemovalResult& result, const std::string& split);
 
 }  // namespace pelab

@@ -95,7 +95,7 @@ nlohmann::json optional_json(const std::optional<double>& v) {
 
 }  // namespace
 
-std::string spectrum_to_json(const SpectrumStudy& study) {
+nlohmann::json spectrum_to_json(const SpectrumStudy& study) {
   nlohmann::json j = {{"pe", study.pe}, {"positions", study.positions}};
   j["kernels"] = nlohmann::json::array();
   for (const auto& k : study.kernels) {
@@ -150,7 +150,7 @@ std::string spectrum_to_json(const SpectrumStudy& study) {
          {"mean_effective_rank", s.mean_effective_rank},
          {"mean_top_share", s.mean_top_share},
          {"mean_normalised_singular_values", s.mean_normalised_singular_values}});
-  return j.dump(2);
+  return j;
 }
 
 std::vector<std::filesystem::path> write_spectrum_figures(const SpectrumStudy& study,

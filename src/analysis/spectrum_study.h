@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,7 @@ torch::Tensor pe_frequencies(const ModelConfig& model);
 
 SpectrumStudy run_spectrum_study(const PositionalEncoding& pe, const ModelConfig& model,
                                  const SpectrumRequest& request);
-std::string spectrum_to_json(const SpectrumStudy& study);
+nlohmann::json spectrum_to_json(const SpectrumStudy& study);
 // Two figures: `<stem>-kernels.svg` (sorted eigenvalues of the kernels) and, when there are
 // checks, `<stem>-coupling.svg` (spectrum of A and of the coupled matrix for the first checks).
 std::vector<std::filesystem::path> write_spectrum_figures(const SpectrumStudy& study,

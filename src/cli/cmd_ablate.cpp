@@ -4,6 +4,7 @@
 
 #include "analysis/ablation.h"
 #include "cli/commands.h"
+#include "cli/run_inputs.h"
 #include "report/heatmap.h"
 #include "train/trainer.h"
 
@@ -31,9 +32,7 @@ void add_ablate(CLI::App& app) {
                 "use the plain loop (one full evaluation per head): the reference, slower");
   cmd->callback([args] {
     const AblationMethod method = parse_ablation_method(args->method);
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
-    configure_threads(state.config.train.threads);
-    const Dataset data = select_split(make_split(state.config.task), args->split);
+    auto [state, data] = load_run_with_split(args->run_dir, args->split);
     const int64_t batch = eval_batch_size(state.config.train);
     const auto start = std::chrono::steady_clock::now();
     const AblationResult r = args->one_by_one
@@ -41,21 +40,18 @@ void add_ablate(CLI::App& app) {
                                  : ablate_heads(state.model, data, method, batch);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (args->figure != "none") {
-      const std::string figure =
-          args->figure.empty() ? (std::filesystem::path(args->run_dir) /
-                                  fmt::format("ablation-{}-{}.svg", args->method, args->split))
-                                     .string()
-                               : args->figure;
-      write_heatmap_svg(figure, r.accuracy,
+    if (const auto figure =
+            figure_path(args->figure, args->run_dir,
+                        fmt::format("ablation-{}-{}.svg", args->method, args->split))) {
+      write_heatmap_svg(*figure, r.accuracy,
                         {fmt::format("Accuracy with one head removed ({} ablation, {} split; "
                                      "baseline {:.3f})",
                                      args->method, args->split, r.baseline_accuracy),
                          "head", "layer", "accuracy"});
-      if (!args->json) fmt::print("heatmap: {}\n", figure);
+      if (!args->json) fmt::print("heatmap: {}\n", figure->string());
     }
     if (args->json) {
-      fmt::print("{}\n", ablation_to_json(r, args->split));
+      fmt::print("{}\n", ablation_to_json(r, args->split).dump());
       return;
     }
     fmt::print("{} ablation on the {} split ({} samples, {:.1f} s): baseline accuracy {:.4f}\n",

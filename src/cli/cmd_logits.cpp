@@ -2,6 +2,7 @@
 
 #include "analysis/decomposition.h"
 #include "cli/commands.h"
+#include "cli/run_inputs.h"
 #include "report/heatmap.h"
 #include "train/trainer.h"
 
@@ -30,22 +31,16 @@ void add_logits(CLI::App& app) {
   cmd->add_option("--figure", args->figure,
                   "SVG to write (default RUN/logits-lL-hH-sS.svg; 'none' for none)");
   cmd->callback([args] {
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
-    configure_threads(state.config.train.threads);
-    const Dataset data = select_split(make_split(state.config.task), args->split);
+    auto [state, data] = load_run_with_split(args->run_dir, args->split);
     if (args->sample < 0 || args->sample >= data.size())
       throw ConfigError(fmt::format("--sample {} is out of range; the {} split has samples 0..{}",
                                     args->sample, args->split, data.size() - 1));
     const auto d = decompose_logits(state.model, data.tokens[args->sample],
                                     data.lengths[args->sample].item<int64_t>(), args->layer,
                                     args->head, args->positions == "valid");
-    if (args->figure != "none") {
-      const std::string figure =
-          args->figure.empty()
-              ? (std::filesystem::path(args->run_dir) /
-                 fmt::format("logits-l{}-h{}-s{}.svg", args->layer, args->head, args->sample))
-                    .string()
-              : args->figure;
+    if (const auto figure = figure_path(
+            args->figure, args->run_dir,
+            fmt::format("logits-l{}-h{}-s{}.svg", args->layer, args->head, args->sample))) {
       std::vector<HeatmapPanel> panels{{"logits (model)", d.logits}};
       for (const auto& t : d.terms)
         panels.push_back({fmt::format("{} ({:.0f}%)", t.name, 100 * t.share), t.matrix});
@@ -55,13 +50,13 @@ void add_logits(CLI::App& app) {
         panels.push_back({"A o T", d.rotary.hadamard});
       }
       write_heatmap_panels_svg(
-          figure, panels,
+          *figure, panels,
           fmt::format("{}: layer {} head {}, sample {} ({} positions)", state.config.model.pe,
                       args->layer, args->head, args->sample, d.positions));
-      if (!args->json) fmt::print("figure: {}\n", figure);
+      if (!args->json) fmt::print("figure: {}\n", figure->string());
     }
     if (args->json) {
-      fmt::print("{}\n", decomposition_to_json(d, args->matrices));
+      fmt::print("{}\n", decomposition_to_json(d, args->matrices).dump(2));
       return;
     }
     fmt::print("layer {} head {}, sample {} of the {} split, {} positions ({})\n", d.layer, d.head,

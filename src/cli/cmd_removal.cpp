@@ -2,6 +2,7 @@
 
 #include "analysis/removal.h"
 #include "cli/commands.h"
+#include "cli/run_inputs.h"
 #include "report/heatmap.h"
 #include "train/trainer.h"
 
@@ -30,17 +31,11 @@ void add_removal(CLI::App& app) {
   cmd->add_option("--figure", args->figure,
                   "SVG to write (default RUN/removal-SPLIT.svg; 'none' for none)");
   cmd->callback([args] {
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
-    configure_threads(state.config.train.threads);
-    const Dataset data = select_split(make_split(state.config.task), args->split);
+    auto [state, data] = load_run_with_split(args->run_dir, args->split);
     const auto r = remove_positional_component(state.model, data, args->draws, args->seed,
                                                eval_batch_size(state.config.train));
-    if (args->figure != "none") {
-      const std::string figure =
-          args->figure.empty()
-              ? (std::filesystem::path(args->run_dir) / fmt::format("removal-{}.svg", args->split))
-                    .string()
-              : args->figure;
+    if (const auto figure =
+            figure_path(args->figure, args->run_dir, fmt::format("removal-{}.svg", args->split))) {
       LineSeries position{"p_i removed", {}, {}, {}}, random{"random vector removed", {}, {}, {}},
           baseline{"intact model", {}, {}, {}};
       for (const auto& l : r.layers) {
@@ -53,14 +48,14 @@ void add_removal(CLI::App& app) {
         baseline.x.push_back(x);
         baseline.y.push_back(r.baseline_accuracy);
       }
-      write_line_plot_svg(figure, {position, random, baseline},
+      write_line_plot_svg(*figure, {position, random, baseline},
                           {fmt::format("{}: positional-component removal ({} split, {} draws)",
                                        state.config.model.pe, args->split, args->draws),
                            "layer whose input loses the vector", "accuracy"});
-      if (!args->json) fmt::print("figure: {}\n", figure);
+      if (!args->json) fmt::print("figure: {}\n", figure->string());
     }
     if (args->json) {
-      fmt::print("{}\n", removal_to_json(r, args->split));
+      fmt::print("{}\n", removal_to_json(r, args->split).dump(2));
       return;
     }
     fmt::print("{} split, {} samples: baseline accuracy {:.4f}\n", args->split, r.samples,

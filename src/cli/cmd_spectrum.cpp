@@ -2,6 +2,7 @@
 
 #include "analysis/spectrum_study.h"
 #include "cli/commands.h"
+#include "cli/run_inputs.h"
 #include "train/trainer.h"
 
 namespace pelab::cli {
@@ -55,12 +56,10 @@ void add_spectrum(CLI::App& app) {
     SpectrumStudy study;
     std::string stem = args->figure;
     if (!args->run_dir.empty()) {
-      TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
-      configure_threads(state.config.train.threads);
+      auto [state, data] = load_run_with_split(args->run_dir, args->split);
       if (args->positions > state.config.task.seq_len)
         throw ConfigError(fmt::format("--n {} exceeds the run's task.seq_len {}", args->positions,
                                       state.config.task.seq_len));
-      const Dataset data = select_split(make_split(state.config.task), args->split);
       request.model = &state.model;
       request.data = &data;
       study = run_spectrum_study(*state.model->pe, state.config.model, request);
@@ -79,7 +78,7 @@ void add_spectrum(CLI::App& app) {
     std::vector<std::filesystem::path> figures;
     if (stem != "none") figures = write_spectrum_figures(study, stem);
     if (args->json) {
-      fmt::print("{}\n", spectrum_to_json(study));
+      fmt::print("{}\n", spectrum_to_json(study).dump(2));
       return;
     }
     fmt::print("{}: {} kernels for n = {}\n", study.pe, study.kernels.size(), study.positions);

@@ -252,8 +252,8 @@ const std::vector<Field>& schema() {
                            "record logit spectra and the top Hessian eigenvalue every epoch"));
     f.push_back(int_field(std::string("train.track_samples"), train, &R::track_samples, 1, 100000,
                           "test sequences the per-epoch spectra and Hessian use"));
-    f.push_back(int_field(std::string("train.hessian_iterations"), train, &R::hessian_iterations,
-                          0, 1000, "power iterations for the top Hessian eigenvalue; 0 = skip"));
+    f.push_back(int_field(std::string("train.hessian_iterations"), train, &R::hessian_iterations, 0,
+                          1000, "power iterations for the top Hessian eigenvalue; 0 = skip"));
     return f;
   }();
   return fields;

@@ -99,7 +99,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   const auto start = Clock::now();
   if (need_ablation) {
     const auto r = ablate_heads(state.model, data, AblationMethod::kValue, batch);
-    const auto j = nlohmann::json::parse(ablation_to_json(r, split));
+    const auto j = ablation_to_json(r, split);
     AblationRecord a;
     a.run_id = run.id;
     a.method = "value";
@@ -113,8 +113,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   }
   if (need_removal) {
     const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch);
-    store.put_result(
-        {0, run.id, "removal", split, nlohmann::json::parse(removal_to_json(r, split)), ""});
+    store.put_result({0, run.id, "removal", split, removal_to_json(r, split), ""});
     ++done;
   }
   const int64_t positions = std::min(plan.spectrum_positions, state.config.task.seq_len);
@@ -126,8 +125,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
     request.data = &data;
     request.samples = 4;
     const auto study = run_spectrum_study(*state.model->pe, state.config.model, request);
-    store.put_result(
-        {0, run.id, "run_spectrum", "test", nlohmann::json::parse(spectrum_to_json(study)), ""});
+    store.put_result({0, run.id, "run_spectrum", "test", spectrum_to_json(study), ""});
     ++done;
   }
   if (need_kernel) {
@@ -135,8 +133,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
     request.positions = positions;
     request.draws = 5;
     const auto study = run_spectrum_study(*state.model->pe, state.config.model, request);
-    store.put_result({0, std::nullopt, "kernel_spectrum", kernel_key,
-                      nlohmann::json::parse(spectrum_to_json(study)), ""});
+    store.put_result({0, std::nullopt, "kernel_spectrum", kernel_key, spectrum_to_json(study), ""});
     ++done;
   }
   if (progress)

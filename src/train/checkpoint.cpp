@@ -44,13 +44,13 @@ std::string metrics_to_json(const std::vector<EpochMetrics>& history) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& m : history) {
     nlohmann::json e = {{"epoch", m.epoch},
-                   {"train_loss", m.train_loss},
-                   {"train_accuracy", m.train_accuracy},
-                   {"test_loss", m.test_loss},
-                   {"test_accuracy", m.test_accuracy},
-                   {"lr", m.lr},
-                   {"seconds", m.seconds},
-                   {"train_samples_per_s", m.train_samples_per_s}};
+                        {"train_loss", m.train_loss},
+                        {"train_accuracy", m.train_accuracy},
+                        {"test_loss", m.test_loss},
+                        {"test_accuracy", m.test_accuracy},
+                        {"lr", m.lr},
+                        {"seconds", m.seconds},
+                        {"train_samples_per_s", m.train_samples_per_s}};
     if (!m.analysis.is_null()) e["analysis"] = m.analysis;
     out.push_back(std::move(e));
   }
