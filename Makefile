@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test bench reproduce clean
+.PHONY: all deps configure build test bench reproduce fuzz clean
 
 all: build
 
@@ -29,6 +29,12 @@ SCALE ?= small
 reproduce: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target pelab
 	$(BUILD_DIR)/pelab reproduce --scale $(SCALE)
+
+# libFuzzer on the loaders (config, checkpoint, safetensors, sweep file, plan), FUZZ_SECONDS each;
+# a clang build in build-fuzz. docs/RELIABILITY.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) bash scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

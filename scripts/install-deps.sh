@@ -4,6 +4,8 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build ccache libtorch-dev libtomlplusplus-dev libcli11-dev
           nlohmann-json3-dev libfmt-dev libsqlitecpp-dev libsqlite3-dev libgtest-dev gnuplot-nox
           libopenblas0-openmp)  # OpenBLAS replaces the reference BLAS LibTorch would use: ~7x faster
+# --fuzz (make fuzz): clang with libFuzzer and the sanitizer runtimes.
+if [ "${1:-}" = "--fuzz" ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

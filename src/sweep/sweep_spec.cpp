@@ -17,6 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// More runs than any sweep on one machine could train: a grid beyond it is refused unexpanded.
+constexpr uint64_t kMaxSweepRuns = 10000;
+
 const std::vector<std::string> kTopLevelKeys = {"name",  "base", "setup", "out",
                                                 "store", "set",  "grid"};
 
@@ -187,6 +190,13 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec, int64_t threads_per_wo
         fmt::format("{}: name: bad value '{}'; accepted: a non-empty name of "
                     "letters, digits, '_', '-' and '.'",
                     where, spec.name));
+  uint64_t grid_runs = 1;
+  for (const auto& [key, values] : spec.grid)
+    if (__builtin_mul_overflow(grid_runs, values.size(), &grid_runs) || grid_runs > kMaxSweepRuns)
+      throw ConfigError(
+          fmt::format("{}: the grid gives more than {} runs (grid.{} has {} values); "
+                      "accepted: a grid of at most {} runs",
+                      where, kMaxSweepRuns, key, values.size(), kMaxSweepRuns));
   // Short labels for the run names: the key's last segment, or the whole key if two collide.
   std::map<std::string, int> segment_uses;
   auto last_segment = [](const std::string& key) { return key.substr(key.rfind('.') + 1); };

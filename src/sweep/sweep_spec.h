@@ -52,7 +52,8 @@ SweepSpec parse_sweep_file(const std::filesystem::path& file);
 
 // The Cartesian product of the grid, each run's config loaded and validated (including that its
 // task can be generated), so a bad value stops the sweep before anything starts. Unless the spec
-// sets train.threads itself, every run gets train.threads = threads_per_worker.
+// sets train.threads itself, every run gets train.threads = threads_per_worker. A grid of more than
+// 10000 runs is refused before any run is expanded.
 std::vector<SweepRun> expand_sweep(const SweepSpec& spec, int64_t threads_per_worker);
 
 }  // namespace pelab

@@ -138,6 +138,16 @@ void load_model_tensors(torch::nn::Module& model, torch::serialize::InputArchive
   for (auto& b : model.named_buffers()) load(b.key(), b.value(), true);
 }
 
+// A lower bound on the parameters of the model `config` describes (token embedding, feed-forward
+// layers, classifier), in double so that no configuration overflows it.
+double minimum_parameter_count(const Config& config) {
+  const auto& m = config.model;
+  const double d = static_cast<double>(m.d_model);
+  return static_cast<double>(config.task.vocab_size) * d +
+         static_cast<double>(m.n_layers) * 2.0 * d * static_cast<double>(m.d_ff) +
+         d * static_cast<double>(num_classes(config.task));
+}
+
 }  // namespace
 
 TrainState load_checkpoint(const fs::path& file) {
@@ -170,6 +180,14 @@ TrainState load_checkpoint(const fs::path& file) {
     state.epochs_done = epochs.toInt();
     state.steps_done = steps.toInt();
     state.history = metrics_from_json(metrics.toStringRef());
+    // The file stores every parameter (at least a byte each): a configuration describing a larger
+    // model is damaged or forged, and is refused before the model is allocated.
+    const double file_bytes = static_cast<double>(fs::file_size(file));
+    if (minimum_parameter_count(state.config) > file_bytes)
+      throw CheckpointError(fmt::format(
+          "checkpoint '{}' does not match its configuration: the configured model has at least "
+          "{:.0f} parameters but the file has only {:.0f} bytes",
+          file.string(), minimum_parameter_count(state.config), file_bytes));
     state.model = build_model(state.config);
     torch::serialize::InputArchive model_archive, optimizer_archive;
     archive.read("model", model_archive);

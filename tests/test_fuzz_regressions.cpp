@@ -1,0 +1,144 @@
+// Inputs the loaders must refuse with a clear error: the crashes, hangs and sanitizer reports the
+// fuzz targets (tests/fuzz, docs/RELIABILITY.md) found, and inputs claiming sizes too large to be
+// real, which must be refused before anything of that size is allocated.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+
+#include "config/config.h"
+#include "reproduce/plan.h"
+#include "sweep/sweep_spec.h"
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+
+namespace pelab {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FuzzRegression : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("pelab_fuzzreg_" + std::to_string(std::random_device{}()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path write(const std::string& name, const std::string& bytes) const {
+    const fs::path file = dir_ / name;
+    fs::create_directories(file.parent_path());
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return file;
+  }
+  // The message of the exception `action` throws, "" if it throws none; other exception types
+  // than E fail the test.
+  template <typename E>
+  static std::string error_of(const std::function<void()>& action) {
+    try {
+      action();
+    } catch (const E& e) {
+      return e.what();
+    }
+    return "";
+  }
+  // A safetensors file: the 8-byte little-endian header length, the header, the data.
+  static std::string safetensors_bytes(const std::string& header, const std::string& data = "",
+                                       uint64_t claimed_header_length = 0) {
+    const uint64_t n = claimed_header_length ? claimed_header_length : header.size();
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    return out + header + data;
+  }
+
+  fs::path dir_;
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(FuzzRegression, SafetensorsHeaderClaimingATerabyteIsRefused) {
+  const fs::path file =
+      write("big-header.safetensors", safetensors_bytes("{}", "", 1'000'000'000'000));
+  const std::string e = error_of<std::runtime_error>([&] { read_safetensors(file); });
+  EXPECT_TRUE(contains(e, "header length 1000000000000 runs beyond the end of the file")) << e;
+  EXPECT_TRUE(contains(e, file.string())) << e;
+}
+
+TEST_F(FuzzRegression, SafetensorsTensorClaimingATerabyteIsRefused) {
+  // 2.5e11 F32 values = 1e12 bytes, in a file of a few dozen bytes.
+  const fs::path file =
+      write("big-tensor.safetensors",
+            safetensors_bytes(
+                R"({"w":{"dtype":"F32","shape":[250000000000],"data_offsets":[0,1000000000000]}})",
+                "1234"));
+  const std::string e = error_of<std::runtime_error>([&] { read_safetensors(file); });
+  EXPECT_TRUE(contains(e, "out of range: the data section has 4 bytes")) << e;
+}
+
+TEST_F(FuzzRegression, SafetensorsShapeWhoseProductOverflowsIsRefused) {
+  // 2^32 x 2^32 elements: the product overflows int64 (and the byte count overflows uint64).
+  const fs::path file =
+      write("overflow.safetensors",
+            safetensors_bytes(
+                R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})"));
+  const std::string e = error_of<std::runtime_error>([&] { read_safetensors(file); });
+  EXPECT_TRUE(contains(e, "tensor 'w': shape [4294967296,4294967296] is too large")) << e;
+  // A dimension beyond int64 on its own.
+  const fs::path huge_dim =
+      write("huge-dim.safetensors",
+            safetensors_bytes(
+                R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]}})"));
+  const std::string e2 = error_of<std::runtime_error>([&] { read_safetensors(huge_dim); });
+  EXPECT_TRUE(contains(e2, "is too large")) << e2;
+}
+
+TEST_F(FuzzRegression, CheckpointWhoseConfigDescribesAHugeModelIsRefusedBeforeBuildingIt) {
+  // A valid archive whose configuration asks for ~1.4e14 parameters: building that model would
+  // try to allocate hundreds of terabytes. The loader compares with the file size first.
+  Config huge;
+  huge.model.d_model = 65536;
+  huge.model.n_layers = 1024;
+  huge.model.d_ff = 1 << 20;
+  torch::serialize::OutputArchive archive;
+  archive.write("format", c10::IValue(std::string(kCheckpointFormat)));
+  archive.write("config", c10::IValue(to_toml(huge)));
+  archive.write("epochs_done", c10::IValue(int64_t{1}));
+  archive.write("steps_done", c10::IValue(int64_t{1}));
+  archive.write("metrics", c10::IValue(std::string("[]")));
+  const fs::path file = dir_ / "huge.pt";
+  archive.save_to(file.string());
+  const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
+  EXPECT_TRUE(contains(e,
+                       "does not match its configuration: the configured model has at least "
+                       "140737558609920 parameters"))
+      << e;
+  EXPECT_TRUE(contains(e, std::to_string(fs::file_size(file)) + " bytes")) << e;
+}
+
+TEST_F(FuzzRegression, SweepGridOfTenBillionRunsIsRefusedUnexpanded) {
+  // 10 keys x 10 values: expanding it (a config load per run) would never finish.
+  std::string grid = "[grid]\n";
+  for (const char* key :
+       {"train.seed", "task.seed", "task.split_seed", "train.epochs", "train.batch_size",
+        "train.threads", "train.track_samples", "train.hessian_iterations", "model.t5_num_buckets",
+        "model.t5_max_distance"}) {
+    grid += fmt::format("\"{}\" = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n", key);
+  }
+  const fs::path file = write("sweeps/huge.toml", "name = \"huge\"\n" + grid);
+  const std::string e = error_of<ConfigError>(
+      [&] { expand_sweep(parse_sweep_file(file), /*threads_per_worker=*/1); });
+  EXPECT_TRUE(contains(e, "the grid gives more than 10000 runs")) << e;
+  EXPECT_TRUE(contains(e, "accepted: a grid of at most 10000 runs")) << e;
+}
+
+}  // namespace
+}  // namespace pelab
