@@ -101,6 +101,36 @@ TEST_F(FuzzRegression, SafetensorsShapeWhoseProductOverflowsIsRefused) {
   EXPECT_TRUE(contains(e2, "is too large")) << e2;
 }
 
+TEST_F(FuzzRegression, SafetensorsEmptyTensorWithOverflowingDimsIsRefused) {
+  // Zero elements, but the strides (2^62 * 2^62) overflow int64; it used to be accepted.
+  const fs::path file = write(
+      "zero-huge.safetensors",
+      safetensors_bytes(
+          R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})"));
+  const std::string e = error_of<std::runtime_error>([&] { read_safetensors(file); });
+  EXPECT_TRUE(contains(e, "is too large")) << e;
+  // Empty tensors whose dims multiply within int64 stay readable.
+  const fs::path fine =
+      write("zero-fine.safetensors",
+            safetensors_bytes(
+                R"({"w":{"dtype":"F32","shape":[0,1000000,1000000],"data_offsets":[0,0]}})"));
+  const SafetensorsFile read = read_safetensors(fine);
+  ASSERT_EQ(read.tensors.size(), 1u);
+  EXPECT_EQ(read.tensors[0].second.sizes(), (std::vector<int64_t>{0, 1000000, 1000000}));
+}
+
+TEST_F(FuzzRegression, SafetensorsShapeWithAbsurdlyManyDimsIsRefused) {
+  std::string shape = "[1";
+  for (int i = 1; i < 5000; ++i) shape += ",1";
+  shape += "]";
+  const fs::path file =
+      write("many-dims.safetensors",
+            safetensors_bytes(
+                R"({"w":{"dtype":"U8","shape":)" + shape + R"(,"data_offsets":[0,1]}})", "x"));
+  const std::string e = error_of<std::runtime_error>([&] { read_safetensors(file); });
+  EXPECT_TRUE(contains(e, "shape has 5000 dimensions; accepted: at most 64")) << e;
+}
+
 TEST_F(FuzzRegression, CheckpointWhoseConfigDescribesAHugeModelIsRefusedBeforeBuildingIt) {
   // A valid archive whose configuration asks for ~1.4e14 parameters: building that model would
   // try to allocate hundreds of terabytes. The loader compares with the file size first.

@@ -19,6 +19,8 @@ static_assert(std::endian::native == std::endian::little,
 
 // The reference implementation refuses headers above 100 MB; so do we (it bounds the allocation).
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+// More dimensions than any real tensor has; it bounds the work one header entry can ask for.
+constexpr size_t kMaxDims = 64;
 
 struct DtypeInfo {
   const char* name;
@@ -200,18 +202,27 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     if (!value.contains("shape") || !value["shape"].is_array()) {
       fail(path, where + "missing or non-array \"shape\"");
     }
+    if (value["shape"].size() > kMaxDims) {
+      fail(path, where + "shape has " + std::to_string(value["shape"].size()) +
+                     " dimensions; accepted: at most " + std::to_string(kMaxDims));
+    }
     Entry entry{name, dtype, {}, 0, 0};
     uint64_t bytes = dtype->itemsize;
+    bool empty = false;
     for (const auto& d : value["shape"]) {
       if (!d.is_number_unsigned())
         fail(path, where + "shape " + value["shape"].dump() + " is invalid");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          __builtin_mul_overflow(bytes, dim, &bytes)) {
+      // Strides multiply the dims after a zero as well, so even an empty tensor's non-zero dims
+      // must multiply within int64.
+      if (__builtin_mul_overflow(bytes, std::max<uint64_t>(dim, 1), &bytes) ||
+          bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         fail(path, where + "shape " + value["shape"].dump() + " is too large");
       }
+      empty |= dim == 0;
       entry.shape.push_back(static_cast<int64_t>(dim));
     }
+    if (empty) bytes = 0;
     const auto& offsets = value.contains("data_offsets") ? value["data_offsets"] : nlohmann::json();
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
         !offsets[1].is_number_unsigned()) {

@@ -1,7 +1,12 @@
-// Fuzz target: the checkpoint loader (load_checkpoint).
-// Input: the checkpoint file's bytes (a LibTorch zip archive). Contract: a CheckpointError naming
-// the file, or a loaded state. LibTorch itself is not instrumented; only pelab's code is.
+// Fuzz target: the checkpoint loader (load_checkpoint) and the metric history it holds
+// (metrics_from_json, which also reads run folders' metrics.json).
+// Input: a checkpoint file's bytes (a LibTorch zip archive, starting "PK\3\4"), or else the text of
+// a metric history. Contract: a CheckpointError naming the file or a loaded state; for a history,
+// a std::exception (bad JSON, missing or mistyped fields) or the epochs. LibTorch itself is not
+// instrumented; only pelab's code is.
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <string_view>
 #include <typeinfo>
 
@@ -10,8 +15,17 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pelab;
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  if (input.substr(0, 4) != std::string_view("PK\3\4", 4)) {
+    try {
+      const auto history = metrics_from_json(std::string(input));
+      (void)history;
+    } catch (const std::exception&) {
+    }
+    return 0;
+  }
   const auto file = fuzz::scratch().dir() / "checkpoint.pt";
-  fuzz::write_bytes(file, std::string_view(reinterpret_cast<const char*>(data), size));
+  fuzz::write_bytes(file, input);
   try {
     const TrainState state = load_checkpoint(file);
     (void)state;
