@@ -87,12 +87,14 @@ TEST(DataFile, RefusesBadFilesNamingTheProblem) {
   EXPECT_NE(error_of([&] { data_format_for("x.csv"); }).find("accepted: .safetensors, .jsonl"),
             std::string::npos);
   write_text(dir / "ragged.jsonl", "{\"tokens\": [1, 2]}\n{\"tokens\": [1, 2, 3]}\n");
-  EXPECT_NE(error_of([&] { read_data_file(dir / "ragged.jsonl"); })
-                .find("line 2 (row 1) has 3 tokens but line 1 has 2"),
+  EXPECT_NE(error_of([&] {
+              read_data_file(dir / "ragged.jsonl");
+            }).find("line 2 (row 1) has 3 tokens but line 1 has 2"),
             std::string::npos);
   write_text(dir / "labels.jsonl", "{\"tokens\": [1], \"label\": 0}\n{\"tokens\": [2]}\n");
-  EXPECT_NE(error_of([&] { read_data_file(dir / "labels.jsonl"); })
-                .find("line 2: \"label\" must be given on every line or on none"),
+  EXPECT_NE(error_of([&] {
+              read_data_file(dir / "labels.jsonl");
+            }).find("line 2: \"label\" must be given on every line or on none"),
             std::string::npos);
   write_text(dir / "typo.jsonl", "{\"tokens\": [1], \"lenght\": 1}\n");
   EXPECT_NE(error_of([&] { read_data_file(dir / "typo.jsonl"); }).find("unknown key \"lenght\""),
@@ -104,13 +106,14 @@ TEST(DataFile, RefusesBadFilesNamingTheProblem) {
                     {{"tokens", torch::zeros({2, 3}, torch::kInt64)},
                      {"weights", torch::zeros({2}, torch::kFloat)}},
                     {});
-  EXPECT_NE(error_of([&] { read_data_file(dir / "extra.safetensors"); })
-                .find("unexpected tensor 'weights'"),
+  EXPECT_NE(error_of([&] {
+              read_data_file(dir / "extra.safetensors");
+            }).find("unexpected tensor 'weights'"),
             std::string::npos);
   write_safetensors(dir / "float.safetensors", {{"tokens", torch::zeros({2, 3})}}, {});
-  EXPECT_NE(error_of([&] { read_data_file(dir / "float.safetensors"); })
-                .find("accepted: I64 or I32"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { read_data_file(dir / "float.safetensors"); }).find("accepted: I64 or I32"),
+      std::string::npos);
   write_safetensors(dir / "shape.safetensors",
                     {{"tokens", torch::zeros({2, 3}, torch::kInt64)},
                      {"lengths", torch::zeros({3}, torch::kInt64)}},
@@ -126,27 +129,31 @@ TEST(DataFile, ChecksRowsAgainstTheModel) {
   rows.data = Dataset{torch::tensor({{1, 2, 0}, {3, 9, 0}}, torch::kInt64),
                       torch::tensor({2, 2}, torch::kInt64), torch::tensor({0, 1}, torch::kInt64)};
   EXPECT_EQ(error_of([&] { check_rows_for_model(rows, "f", 10, 3, 2); }), "");
-  EXPECT_NE(error_of([&] { check_rows_for_model(rows, "f", 9, 3, 2); })
-                .find("row 1, position 1: token id 9 is outside the vocabulary; accepted: 0..8"),
+  EXPECT_NE(error_of([&] {
+              check_rows_for_model(rows, "f", 9, 3, 2);
+            }).find("row 1, position 1: token id 9 is outside the vocabulary; accepted: 0..8"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { check_rows_for_model(rows, "f", 10, 2, 2); })
-                .find("rows have 3 tokens; accepted: 1..2"),
+  EXPECT_NE(error_of([&] {
+              check_rows_for_model(rows, "f", 10, 2, 2);
+            }).find("rows have 3 tokens; accepted: 1..2"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { check_rows_for_model(rows, "f", 10, 3, 1); })
-                .find("row 1: label 1; accepted: 0..0"),
+  EXPECT_NE(error_of([&] {
+              check_rows_for_model(rows, "f", 10, 3, 1);
+            }).find("row 1: label 1; accepted: 0..0"),
             std::string::npos);
   rows.data.lengths[0] = 0;
-  EXPECT_NE(error_of([&] { check_rows_for_model(rows, "f", 10, 3, 2); })
-                .find("row 0: length 0; accepted: 1..3"),
+  EXPECT_NE(error_of([&] {
+              check_rows_for_model(rows, "f", 10, 3, 2);
+            }).find("row 0: length 0; accepted: 1..3"),
             std::string::npos);
 }
 
 TEST(DataFile, RefusesAFolderThatDoesNotExistAndLeavesNothing) {
   const auto dir = scratch("no_folder");
   const DataFile rows = data_of_split(small_split(), "test");
-  EXPECT_NE(error_of([&] { write_data_file(dir / "nope" / "x.jsonl", rows, {}); })
-                .find("does not exist"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { write_data_file(dir / "nope" / "x.jsonl", rows, {}); }).find("does not exist"),
+      std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "nope"));
 }
 
@@ -195,8 +202,10 @@ TEST(CliData, BadInputGetsAClearMessage) {
   EXPECT_FALSE(fs::exists(dir / "x.jsonl"));
   // A config's rows, then one token id beyond a model's vocabulary.
   const fs::path run_dir = dir / "run";
-  r = run("train --config " + tiny + " model.pe=nope task.samples=40 train.epochs=1 "
-          "train.threads=1 --no-progress --out " + run_dir.string());
+  r = run("train --config " + tiny +
+          " model.pe=nope task.samples=40 train.epochs=1 "
+          "train.threads=1 --no-progress --out " +
+          run_dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
   write_text(dir / "big.jsonl", "{\"tokens\": [1, 2, 0]}\n{\"tokens\": [1, 64, 0]}\n");
   r = run("predict " + run_dir.string() + " --input " + (dir / "big.jsonl").string());

@@ -27,9 +27,11 @@ Config data_config(const std::string& config_file, const std::vector<std::string
   const fs::path run = positionals[0];
   if (!fs::is_directory(run))
     throw ConfigError(fmt::format(
-        "'{}' is not a run folder; accepted: a folder made by pelab train, or --config F", run.string()));
+        "'{}' is not a run folder; accepted: a folder made by pelab train, or --config F",
+        run.string()));
   if (!fs::is_regular_file(run / "config.toml"))
-    throw ConfigError(fmt::format("{}: no config.toml (is this a pelab run folder?)", run.string()));
+    throw ConfigError(
+        fmt::format("{}: no config.toml (is this a pelab run folder?)", run.string()));
   source = run.string();
   return load_config(run / "config.toml", {});
 }

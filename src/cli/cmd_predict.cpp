@@ -46,8 +46,7 @@ void add_predict(CLI::App& app) {
     TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
     configure_threads(state.config.train.threads);
     const auto& task = state.config.task;
-    check_rows_for_model(rows, args->input_file, task.vocab_size, task.seq_len,
-                         num_classes(task));
+    check_rows_for_model(rows, args->input_file, task.vocab_size, task.seq_len, num_classes(task));
     const torch::Tensor logits =
         predict_logits(state.model, rows.data, eval_batch_size(state.config.train));
     const torch::Tensor predictions = logits.argmax(1);

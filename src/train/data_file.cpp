@@ -69,8 +69,8 @@ DataFile read_safetensors_rows(const fs::path& file) {
         fail(file, "tensor 'split' must be U8 with 0 (train) or 1 (test) per row");
       rows.split = t;
     } else {
-      fail(file, fmt::format("unexpected tensor '{}'; accepted: tokens, lengths, labels, split",
-                             name));
+      fail(file,
+           fmt::format("unexpected tensor '{}'; accepted: tokens, lengths, labels, split", name));
     }
   }
   if (!rows.data.tokens.defined()) fail(file, "no tensor 'tokens' (I64 [N, L])");
@@ -117,8 +117,9 @@ DataFile read_jsonl_rows(const fs::path& file) {
     if (!j.is_object()) fail(file, fmt::format("line {}: expected a JSON object", line));
     for (const auto& [key, value] : j.items())
       if (key != "tokens" && key != "length" && key != "label" && key != "split")
-        fail(file, fmt::format("line {}: unknown key \"{}\"; accepted: tokens, length, label, split",
-                               line, key));
+        fail(file,
+             fmt::format("line {}: unknown key \"{}\"; accepted: tokens, length, label, split",
+                         line, key));
     if (!j.contains("tokens") || !j["tokens"].is_array())
       fail(file, fmt::format("line {}: \"tokens\" must be an array of token ids", line));
     const auto& row = j["tokens"];
@@ -203,8 +204,8 @@ void write_data_file(const fs::path& file, const DataFile& rows,
       write_file_atomically(file, jsonl_text(rows));
       return;
     }
-    std::vector<std::pair<std::string, torch::Tensor>> tensors = {
-        {"tokens", rows.data.tokens}, {"lengths", rows.data.lengths}};
+    std::vector<std::pair<std::string, torch::Tensor>> tensors = {{"tokens", rows.data.tokens},
+                                                                  {"lengths", rows.data.lengths}};
     if (rows.data.labels.defined()) tensors.emplace_back("labels", rows.data.labels);
     if (rows.split.defined()) tensors.emplace_back("split", rows.split);
     write_safetensors(file, tensors, metadata);
@@ -239,8 +240,8 @@ void check_rows_for_model(const DataFile& rows, const fs::path& file, int64_t vo
     }
     const int64_t length = d.lengths[r].item<int64_t>();
     if (length < 1 || length > L)
-      fail(file, fmt::format("row {}: length {}; accepted: 1..{} (the row's token count)", r,
-                             length, L));
+      fail(file,
+           fmt::format("row {}: length {}; accepted: 1..{} (the row's token count)", r, length, L));
     if (d.labels.defined()) {
       const int64_t label = d.labels[r].item<int64_t>();
       if (label < 0 || label >= num_classes)

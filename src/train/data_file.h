@@ -34,7 +34,7 @@ enum class DataFormat { kSafetensors, kJsonLines };
 DataFormat data_format_for(const std::filesystem::path& file);
 
 struct DataFile {
-  Dataset data;        // labels undefined when the file has none
+  Dataset data;         // labels undefined when the file has none
   torch::Tensor split;  // [N] uint8, 0 = train, 1 = test; undefined when the file has none
 };
 
