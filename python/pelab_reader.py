@@ -27,6 +27,8 @@ import numpy as np
 
 IMPLEMENTED_PES = ("nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope",
                    "rope_abs", "mla")
+# Options of newer pelab versions that change the forward pass: refused unless at this value.
+UNIMPLEMENTED_OPTIONS = {"rope_scaling": "none"}
 LAYER_NORM_EPS = 1e-5  # torch::nn::LayerNorm's default
 RMS_NORM_EPS = 1e-6    # src/model/mla.h
 
@@ -216,6 +218,10 @@ class Model:
                 + ", ".join(IMPLEMENTED_PES) + " (src/pe has the C++ definition)")
         accepted = {"mask": ("none", "padding", "causal"), "kv_source": ("residual", "embedding"),
                     "pooling": ("valid", "all"), "activation": ("relu", "gelu")}
+        for key, value in UNIMPLEMENTED_OPTIONS.items():
+            if m.get(key, value) != value:
+                raise NotImplementedError(f"pelab_reader does not implement model.{key} = "
+                                          f"{m[key]!r}; implemented: {value!r}")
         for key, values in accepted.items():
             if m[key] not in values:
                 raise NotImplementedError(f"pelab_reader does not implement model.{key} = "

@@ -10,6 +10,7 @@
 
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
+#include "train/trainer.h"
 
 namespace pelab {
 namespace fs = std::filesystem;
@@ -178,17 +179,13 @@ DataFormat data_format_for(const fs::path& file) {
 }
 
 DataFile data_of_split(const DatasetSplit& split, const std::string& split_name) {
-  if (split_name == "train") return {split.train, {}};
-  if (split_name == "test") return {split.test, {}};
-  if (split_name != "all")
+  if (split_name != "train" && split_name != "test" && split_name != "all")
     throw DataFileError(
         fmt::format("--split '{}': unknown split; accepted: train, test, all", split_name));
-  DataFile rows;
-  rows.data = Dataset{torch::cat({split.train.tokens, split.test.tokens}),
-                      torch::cat({split.train.lengths, split.test.lengths}),
-                      torch::cat({split.train.labels, split.test.labels})};
-  rows.split = torch::cat({torch::zeros({split.train.size()}, torch::kUInt8),
-                           torch::ones({split.test.size()}, torch::kUInt8)});
+  DataFile rows{select_split(split, split_name), {}};
+  if (split_name == "all")  // select_split puts the training rows first
+    rows.split = torch::cat({torch::zeros({split.train.size()}, torch::kUInt8),
+                             torch::ones({split.test.size()}, torch::kUInt8)});
   return rows;
 }
 
