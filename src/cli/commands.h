@@ -14,6 +14,8 @@ namespace pelab::cli {
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_export(CLI::App& app);
+void add_data(CLI::App& app);
+void add_predict(CLI::App& app);
 void add_pe(CLI::App& app);
 void add_config(CLI::App& app);
 void add_ablate(CLI::App& app);

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   pelab::cli::add_train(app);
   pelab::cli::add_eval(app);
   pelab::cli::add_export(app);
+  pelab::cli::add_data(app);
+  pelab::cli::add_predict(app);
   pelab::cli::add_ablate(app);
   pelab::cli::add_logits(app);
   pelab::cli::add_spectrum(app);
