@@ -249,3 +249,36 @@ TEST(OnednnLinear, PrecisionKeyAcceptsFp32AndBf16Only) {
     EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
   }
 }
+
+// Hessian-vector products (analysis) differentiate the backward pass, which oneDNN's is not:
+// the explicit path takes at::linear too, so a model built with oneDNN layers gives the same
+// second derivatives as one built without.
+TEST(OnednnLinear, ExplicitPathIsTwiceDifferentiable) {
+  torch::manual_seed(31);
+  auto lengths = torch::tensor({9, 5}, torch::kLong);
+  auto tokens = torch::randint(1, 30, {2, 9}, torch::kLong);
+  auto labels = torch::tensor({1, 4}, torch::kLong);
+  std::vector<torch::Tensor> products;
+  for (bool onednn : {true, false}) {
+    auto config = model_config("rope", "padding", true);
+    config.onednn_linear = onednn;
+    torch::manual_seed(32);
+    Transformer model(config, 30, 5, 9);
+    ForwardOptions options;
+    options.explicit_attention = true;
+    auto loss =
+        torch::nn::functional::cross_entropy(model->forward(tokens, lengths, options), labels);
+    auto params = model->parameters();
+    auto grads = torch::autograd::grad({loss}, params, {}, true, true);
+    torch::manual_seed(33);
+    torch::Tensor dot = torch::zeros({});
+    for (size_t i = 0; i < params.size(); ++i)
+      dot = dot + (grads[i] * torch::randn_like(grads[i])).sum();
+    auto hv = torch::autograd::grad({dot}, params, {}, false, true);
+    std::vector<torch::Tensor> flat;
+    for (auto& h : hv) flat.push_back(h.defined() ? h.flatten() : torch::zeros({0}));
+    products.push_back(torch::cat(flat));
+  }
+  EXPECT_LT(relative_error(products[0], products[1]), kTolerance);
+  EXPECT_GT(products[1].norm().item<double>(), 0);
+}

@@ -60,27 +60,29 @@ MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, PositionalEnco
 }
 
 torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
   torch::Tensor q, k, v;
   if (in.keys_from.is_same(in.queries_from)) {
     // One product for q, k and v (the weights concatenated each step: 3 d^2 floats, next to
     // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides.
     const auto d = query->weight.size(0);
     auto qkv = linear(in.queries_from, torch::cat({query->weight, key->weight, value->weight}),
-                      torch::cat({query->bias, key->bias, value->bias}), onednn_);
+                      torch::cat({query->bias, key->bias, value->bias}), onednn);
     q = split_heads(qkv.narrow(-1, 0, d), heads_);
     k = split_heads(qkv.narrow(-1, d, d), heads_);
     v = split_heads(qkv.narrow(-1, 2 * d, d), heads_);
   } else {
-    q = split_heads(linear(query, in.queries_from, onednn_), heads_);
-    k = split_heads(linear(key, in.keys_from, onednn_), heads_);
-    v = split_heads(linear(value, in.keys_from, onednn_), heads_);
+    q = split_heads(linear(query, in.queries_from, onednn), heads_);
+    k = split_heads(linear(key, in.keys_from, onednn), heads_);
+    v = split_heads(linear(value, in.keys_from, onednn), heads_);
   }
   std::tie(q, k) = pe_->rotate(q, k, in.positions);
   return linear(output,
                 scaled_dot_product_attention(q, k, v, pe_->bias(q.size(2), in.layer),
                                              1.0 / std::sqrt(double(head_dim_)), in,
                                              attention_dropout_, is_training(), fused_),
-                onednn_);
+                onednn);
 }
 
 }  // namespace pelab

@@ -45,8 +45,10 @@ LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
 }
 
 torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
-  auto project = [this](const torch::nn::Linear& layer, const torch::Tensor& x) {
-    return linear(layer, x, onednn_);
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  auto project = [onednn](const torch::nn::Linear& layer, const torch::Tensor& x) {
+    return linear(layer, x, onednn);
   };
   auto latent_kv = kv_norm(project(kv_down, in.keys_from));  // [B, L, d_c]
   auto k_content = split_heads(project(key_up, latent_kv), heads_);

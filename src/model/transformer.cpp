@@ -34,9 +34,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   in.queries_from = normed;
   in.keys_from = keys_from_embeddings_ ? embeddings : normed;
   auto h = dropout_add(x, attention->forward(in), dropout_, is_training());
-  auto f = linear(ffn_in, ffn_norm(h), onednn_);
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  auto f = linear(ffn_in, ffn_norm(h), onednn);
   f = gelu_ ? torch::gelu(f) : torch::relu(f);
-  return dropout_add(h, linear(ffn_out, f, onednn_), dropout_, is_training());
+  return dropout_add(h, linear(ffn_out, f, onednn), dropout_, is_training());
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
@@ -111,7 +113,7 @@ torch::Tensor TransformerImpl::finish(const ForwardState& s) {
   } else {
     pooled = x.mean(1);  // authors: pads are averaged in
   }
-  return linear(classifier, pooled, config_.onednn_linear);
+  return linear(classifier, pooled, config_.onednn_linear && !s.inputs.explicit_path);
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,
