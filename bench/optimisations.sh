@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What each optimisation buys (docs/PERFORMANCE.md): pelab with one optimisation turned off at a
-# time, the variants run alternately REPEATS times on one preset and PE; prints median samples/s.
+# time (and bf16 turned on), the variants run alternately REPEATS times on one preset and PE;
+# prints median samples/s.
 # Usage: bench/optimisations.sh [build/pelab] (PRESET=small PE=rope REPEATS=3 BENCH_SECONDS=6)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +12,18 @@ REPEATS=${REPEATS:-3}
 BENCH_SECONDS=${BENCH_SECONDS:-6}
 variants=(
   "all optimisations|"
+  "LibTorch linear layers (model.onednn_linear=false)|model.onednn_linear=false"
+  "LibTorch AdamW (PELAB_LIBTORCH_ADAMW=1)|PELAB_LIBTORCH_ADAMW=1"
   "explicit attention (model.fused_attention=false)|model.fused_attention=false"
   "AVX2 kernels instead of AVX-512|PELAB_KERNEL_ISA=avx2"
   "generic (scalar) kernels|PELAB_KERNEL_ISA=generic"
   "libgomp's default spinning|PELAB_KEEP_OPENMP_ENV=1"
   "one thread (train.threads=1)|train.threads=1"
 )
+# Not an optimisation turned off but one turned on, where the CPU has bf16 dot products.
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+  variants+=("bf16 mixed precision (train.precision=bf16)|train.precision=bf16")
+fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for repeat in $(seq "$REPEATS"); do

@@ -10,8 +10,11 @@ it with AdamW on batches of train.batch_size and evaluates it without gradients,
 Run it with Debian's python3-torch: /usr/bin/python3 bench/pytorch_reference.py --config F
 [key=value ...]. It uses as many intra-op threads as pelab would (train.threads; 0 = all cores),
 whereas Debian's PyTorch starts with one. PEs: nope, sinusoidal, learned, relative, t5, alibi,
-rope, rope_abs, mla.
+rope, rope_abs, mla. train.precision=bf16 runs PyTorch's mixed precision as a user would switch
+it on: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), float32 weights and
+AdamW (the JSON then says "precision": "bf16").
 """
+import contextlib
 import argparse
 import json
 import math
@@ -31,13 +34,13 @@ DEFAULTS = {
                   rope_base=10000.0, rotary_heads=-1, rotary_fraction=1.0,
                   alibi_slopes="standard", t5_num_buckets=32, t5_max_distance=128,
                   mla_kv_latent=128, mla_q_latent=128, mla_rope_dim=16,
-                  mla_shared_rotary_query=False, fused_attention=True),
+                  mla_shared_rotary_query=False, fused_attention=True, onednn_linear=True),
     "task": dict(name="distance", vocab_size=1000, samples=20000, seq_len=128, seed=0,
                  distance_left_min=1, distance_left_max=25, distance_between_min=1,
                  distance_between_max=70, distance_right_min=1, distance_right_max=25,
                  count_min=0, count_max=100, count_length=120),
     "train": dict(batch_size=512, eval_batch_size=0, lr=1e-4, weight_decay=1e-5, beta1=0.98,
-                  beta2=0.9, grad_clip=0.0, seed=0, threads=0),
+                  beta2=0.9, grad_clip=0.0, seed=0, threads=0, precision="fp32"),
 }
 
 
@@ -409,10 +412,14 @@ def main():
                                   betas=(train["beta1"], train["beta2"]),
                                   weight_decay=train["weight_decay"])
     model.train()
+    bf16 = train["precision"] == "bf16"
+    def precision():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     def train_step(step):
         x, lens, y = batch_at(step, batch_size)
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(x, lens), y)
+        with precision():
+            loss = F.cross_entropy(model(x, lens), y)
         loss.backward()
         if train["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), train["grad_clip"])
@@ -424,7 +431,7 @@ def main():
     eval_model = Transformer(m, task["vocab_size"], classes, task["seq_len"]).eval()
     def eval_step(step):
         x, lens, y = batch_at(step, eval_batch)
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             eval_model(x, lens).argmax(1).eq(y).sum().item()
         return x.size(0)
     eval_rate = samples_per_second(eval_step, args.warmup, args.min_steps, args.seconds)
@@ -442,7 +449,8 @@ def main():
     print(json.dumps({"train_samples_per_s": train_rate, "eval_samples_per_s": eval_rate,
                       "model_gflop_per_sample": gflop, "gflop_per_s": 3 * gflop * train_rate,
                       "eval_gflop_per_s": gflop * eval_rate, "matmul_gflop_per_s": matmul,
-                      "pe": m["pe"], "threads": threads, "implementation": "pytorch"}))
+                      "pe": m["pe"], "threads": threads, "implementation": "pytorch",
+                      "precision": train["precision"]}))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 # 0 = all cores) and the same OpenMP setting pelab gives itself (GOMP_SPINCOUNT=10000), so the
 # ratio measures the implementations, not the environment.
 # Environment: PRESETS ("small paper"), PES ("nope alibi rope mla"), REPEATS (3),
-# BENCH_SECONDS (8, timed seconds per phase and run), PYTHON (/usr/bin/python3).
+# BENCH_SECONDS (8, timed seconds per phase and run), PYTHON (/usr/bin/python3),
+# PRECISIONS ("fp32 bf16" where the CPU has AVX512_BF16, else "fp32"): train.precision for both
+# sides (PyTorch's bf16 is torch.autocast("cpu", dtype=torch.bfloat16)).
 # PYTORCH_AS_SHIPPED=1 runs PyTorch as Debian ships it instead: one intra-op thread and
 # libgomp's default spinning (pelab keeps its own settings).
 set -euo pipefail
@@ -15,6 +17,10 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 PRESETS=${PRESETS:-"small paper"}
 PES=${PES:-"nope alibi rope mla"}
 REPEATS=${REPEATS:-3}
+if [ -z "${PRECISIONS:-}" ]; then
+  PRECISIONS=fp32
+  if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then PRECISIONS="fp32 bf16"; fi
+fi
 BENCH_SECONDS=${BENCH_SECONDS:-8}
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
 
@@ -32,16 +38,19 @@ for preset in $PRESETS; do
   config=configs/bench-$preset.toml
   for pe in $PES; do
     for repeat in $(seq "$REPEATS"); do
-      echo "bench: $preset $pe run $repeat/$REPEATS" >&2
-      echo "{\"preset\":\"$preset\",\"run\":$("$PELAB" bench --config "$config" "model.pe=$pe" \
-        --seconds "$BENCH_SECONDS" --json)}" >>"$results"
-      if [ "${PYTORCH_AS_SHIPPED:-0}" = 1 ]; then
-        torch_run=(env -u GOMP_SPINCOUNT "$PYTHON" bench/pytorch_reference.py train.threads=1)
-      else
-        torch_run=("$PYTHON" bench/pytorch_reference.py)
-      fi
-      echo "{\"preset\":\"$preset\",\"run\":$("${torch_run[@]}" --config "$config" \
-        "model.pe=$pe" --seconds "$BENCH_SECONDS")}" >>"$results"
+      for precision in $PRECISIONS; do
+        echo "bench: $preset $pe $precision run $repeat/$REPEATS" >&2
+        echo "{\"preset\":\"$preset\",\"run\":$("$PELAB" bench --config "$config" \
+          "model.pe=$pe" "train.precision=$precision" --seconds "$BENCH_SECONDS" --json)}" \
+          >>"$results"
+        if [ "${PYTORCH_AS_SHIPPED:-0}" = 1 ]; then
+          torch_run=(env -u GOMP_SPINCOUNT "$PYTHON" bench/pytorch_reference.py train.threads=1)
+        else
+          torch_run=("$PYTHON" bench/pytorch_reference.py)
+        fi
+        echo "{\"preset\":\"$preset\",\"run\":$("${torch_run[@]}" --config "$config" \
+          "model.pe=$pe" "train.precision=$precision" --seconds "$BENCH_SECONDS")}" >>"$results"
+      done
     done
   done
 done

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "bench/gemm_rates.h"
 #include "kernels/fused_attention.h"
+#include "kernels/onednn_linear.h"
 #include "train/trainer.h"
 
 namespace pelab {
@@ -67,7 +69,11 @@ double model_forward_flops(const Config& config) {
 
 BenchResult run_bench(const Config& config, const BenchOptions& options) {
   configure_threads(config.train.threads);
+  const Bf16LinearGuard precision(config.train.precision == "bf16");
   BenchResult result;
+  result.linear =
+      config.model.onednn_linear && onednn_available() ? "oneDNN" : std::string("at::linear");
+  result.precision = config.train.precision;
   result.threads = torch::get_num_threads();
   result.attention = config.model.fused_attention ? fmt::format("fused ({})", fused_attention_isa())
                                                   : std::string("explicit");
@@ -114,7 +120,13 @@ BenchResult run_bench(const Config& config, const BenchOptions& options) {
     });
     result.eval_gflop_per_s = result.model_gflop_per_sample * result.eval_samples_per_s;
   }
-  if (options.matmul) result.matmul_gflop_per_s = matmul_gflop_per_s(options);
+  if (options.matmul) {
+    const double seconds = std::min(2.0, options.min_seconds);
+    result.openblas_matmul_gflop_per_s = matmul_gflop_per_s(options);
+    result.matmul_gflop_per_s = onednn_available() ? onednn_matmul_gflop_per_s(false, seconds)
+                                                   : result.openblas_matmul_gflop_per_s;
+    result.matmul_bf16_gflop_per_s = onednn_matmul_gflop_per_s(true, seconds);
+  }
   return result;
 }
 
@@ -125,6 +137,10 @@ std::string bench_json(const Config& config, const BenchResult& r) {
                       {"gflop_per_s", r.gflop_per_s},
                       {"eval_gflop_per_s", r.eval_gflop_per_s},
                       {"matmul_gflop_per_s", r.matmul_gflop_per_s},
+                      {"matmul_bf16_gflop_per_s", r.matmul_bf16_gflop_per_s},
+                      {"openblas_matmul_gflop_per_s", r.openblas_matmul_gflop_per_s},
+                      {"linear", r.linear},
+                      {"precision", r.precision},
                       {"pe", config.model.pe},
                       {"threads", r.threads},
                       {"attention", r.attention},

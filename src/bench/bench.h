@@ -1,6 +1,8 @@
 // Throughput of a configuration's model on this machine: training steps (forward, backward,
-// AdamW) and evaluation batches per second after a warm-up, the model's FLOPs, and a
-// 1024^3 float32 matrix product through LibTorch as the yardstick (docs/PERFORMANCE.md).
+// AdamW) and evaluation batches per second after a warm-up, the model's FLOPs, and the
+// machine's GEMM rates as the yardstick (docs/PERFORMANCE.md): a 1024^3 float32 product through
+// oneDNN (the fastest float32 GEMM here), the same in bf16, and through LibTorch's torch::mm
+// (OpenBLAS) for comparison.
 #pragma once
 
 #include <string>
@@ -25,9 +27,14 @@ struct BenchResult {
   double model_gflop_per_sample = 0;  // one forward pass; a training step counts 3x
   double gflop_per_s = 0;             // training: 3 x forward FLOPs x train samples/s
   double eval_gflop_per_s = 0;
-  double matmul_gflop_per_s = 0;  // 2 * 1024^3 / time of one torch::mm
+  double matmul_gflop_per_s = 0;           // 1024^3 float32, the fastest GEMM: oneDNN when
+                                           // this build has it, else torch::mm
+  double matmul_bf16_gflop_per_s = 0;      // 1024^3 bf16 through oneDNN (0: unavailable)
+  double openblas_matmul_gflop_per_s = 0;  // 1024^3 float32 through torch::mm (OpenBLAS)
   int64_t threads = 0;
   std::string attention;  // "fused (avx512)", "explicit", ...
+  std::string linear;     // "oneDNN", "at::linear"
+  std::string precision;  // train.precision
 };
 
 // Forward FLOPs of one sample (multiply-adds count 2; dense: masked keys are counted too).

@@ -1,7 +1,9 @@
 #include <fmt/format.h>
 
 #include "bench/bench.h"
+#include "bench/gemm_rates.h"
 #include "cli/commands.h"
+#include "train/trainer.h"
 
 namespace pelab::cli {
 
@@ -11,6 +13,7 @@ void add_bench(CLI::App& app) {
     std::vector<std::string> overrides;
     BenchOptions options;
     bool json = false;
+    bool gemm = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -32,7 +35,19 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", args->json,
                 "print {\"train_samples_per_s\":..,\"eval_samples_per_s\":..,"
                 "\"model_gflop_per_sample\":..,\"gflop_per_s\":..,...}");
+  cmd->add_flag("--gemm", args->gemm,
+                "instead: GEMM rates of at::linear, at::mkldnn_linear and oneDNN (fp32, bf16) on "
+                "a training step's shapes, best of 3 alternating rounds of --seconds/10 each");
   cmd->callback([args] {
+    if (args->gemm) {
+      const Config config = load_config(args->config_file, args->overrides);
+      configure_threads(config.train.threads);
+      fmt::print("threads={}\n{:<24} {:<20} {:>10}\n", torch::get_num_threads(), "product",
+                 "method", "GFLOP/s");
+      for (const auto& r : gemm_rates(args->options.min_seconds / 10, 3))
+        fmt::print("{:<24} {:<20} {:>10.1f}\n", r.product, r.method, r.gflop_per_s);
+      return;
+    }
     const Config config = load_config(args->config_file, args->overrides);
     const BenchResult r = run_bench(config, args->options);
     if (args->json) {
@@ -40,12 +55,14 @@ void add_bench(CLI::App& app) {
       return;
     }
     fmt::print(
-        "pe={} threads={} attention={}\n"
+        "pe={} threads={} attention={} linear={} precision={}\n"
         "train: {:.1f} samples/s  {:.1f} GFLOP/s ({:.3f} GFLOP per sample forward, x3 per step)\n"
         "eval:  {:.1f} samples/s  {:.1f} GFLOP/s\n"
-        "1024^3 matmul: {:.1f} GFLOP/s; training reaches {:.0f}% of it\n",
-        config.model.pe, r.threads, r.attention, r.train_samples_per_s, r.gflop_per_s,
-        r.model_gflop_per_sample, r.eval_samples_per_s, r.eval_gflop_per_s, r.matmul_gflop_per_s,
+        "1024^3 matmul: {:.1f} GFLOP/s float32 (fastest GEMM; OpenBLAS {:.1f}), {:.1f} bf16; "
+        "training reaches {:.0f}% of the float32 rate\n",
+        config.model.pe, r.threads, r.attention, r.linear, r.precision, r.train_samples_per_s,
+        r.gflop_per_s, r.model_gflop_per_sample, r.eval_samples_per_s, r.eval_gflop_per_s,
+        r.matmul_gflop_per_s, r.openblas_matmul_gflop_per_s, r.matmul_bf16_gflop_per_s,
         100.0 * r.gflop_per_s / r.matmul_gflop_per_s);
   });
 }

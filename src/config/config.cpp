@@ -191,6 +191,9 @@ const std::vector<Field>& schema() {
                            "authors' MLA: one rotary query shared by all heads"));
     f.push_back(bool_field(std::string("model.fused_attention"), model, &M::fused_attention,
                            "fused CPU attention kernels; false = explicit path (same numbers)"));
+    f.push_back(bool_field(std::string("model.onednn_linear"), model, &M::onednn_linear,
+                           "linear layers through oneDNN; false = LibTorch's at::linear (same "
+                           "numbers up to rounding)"));
     // task
     f.push_back(choice_field(std::string("task.name"), task, &T::name, fixed({"distance", "count"}),
                              "Task 1 distance or Task 2 count"));
@@ -248,6 +251,10 @@ const std::vector<Field>& schema() {
                           "init, dropout and batch-order seed"));
     f.push_back(int_field(std::string("train.threads"), train, &R::threads, 0, 1024,
                           "intra-op threads; 0 = all cores"));
+    f.push_back(choice_field(std::string("train.precision"), train, &R::precision,
+                             fixed({"fp32", "bf16"}),
+                             "fp32, or bf16 mixed precision: bf16 products in the linear layers, "
+                             "float32 weights, attention, LayerNorm and loss (needs AVX512_BF16)"));
     f.push_back(bool_field(std::string("train.track_spectra"), train, &R::track_spectra,
                            "record logit spectra and the top Hessian eigenvalue every epoch"));
     f.push_back(int_field(std::string("train.track_samples"), train, &R::track_samples, 1, 100000,

@@ -49,6 +49,8 @@ struct ModelConfig {
   bool mla_shared_rotary_query = false;  // authors: one rotary query shared by all heads
   // Fused CPU attention kernels (src/kernels) where they apply; false = the explicit path.
   bool fused_attention = true;
+  // Linear layers through oneDNN (src/kernels/onednn_linear.h); false = LibTorch's at::linear.
+  bool onednn_linear = true;
 };
 
 struct TaskConfig {
@@ -82,10 +84,11 @@ struct TrainConfig {
   double weight_decay = 1e-5;
   double beta1 = 0.98;
   double beta2 = 0.9;
-  double warmup_fraction = 0.06;  // linear warm-up over this share of all steps, then cosine
-  double grad_clip = 0.0;         // max global gradient norm; 0 = off
-  int64_t seed = 0;               // model init, dropout and batch order
-  int64_t threads = 0;            // 0 = all cores
+  double warmup_fraction = 0.06;   // linear warm-up over this share of all steps, then cosine
+  double grad_clip = 0.0;          // max global gradient norm; 0 = off
+  int64_t seed = 0;                // model init, dropout and batch order
+  int64_t threads = 0;             // 0 = all cores
+  std::string precision = "fp32";  // fp32 | bf16 (mixed: bf16 products, float32 everything else)
   // Per-epoch analysis (analysis/training_probe.h): logit spectra and the top Hessian eigenvalue.
   bool track_spectra = false;
   int64_t track_samples = 32;       // test sequences used

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/fused_attention.h"
+#include "kernels/onednn_linear.h"
 
 namespace pelab {
 
@@ -49,6 +50,7 @@ MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, PositionalEnco
       head_dim_(config.d_model / config.n_heads),
       attention_dropout_(config.attention_dropout),
       fused_(config.fused_attention),
+      onednn_(config.onednn_linear),
       pe_(std::move(pe)) {
   const auto d = config.d_model;
   query = register_module("query", torch::nn::Linear(d, d));
@@ -58,13 +60,29 @@ MultiHeadAttention::MultiHeadAttention(const ModelConfig& config, PositionalEnco
 }
 
 torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
-  auto q = split_heads(query(in.queries_from), heads_);
-  auto k = split_heads(key(in.keys_from), heads_);
-  auto v = split_heads(value(in.keys_from), heads_);
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  torch::Tensor q, k, v;
+  if (in.keys_from.is_same(in.queries_from)) {
+    // One product for q, k and v (the weights concatenated each step: 3 d^2 floats, next to
+    // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides.
+    const auto d = query->weight.size(0);
+    auto qkv = linear(in.queries_from, torch::cat({query->weight, key->weight, value->weight}),
+                      torch::cat({query->bias, key->bias, value->bias}), onednn);
+    q = split_heads(qkv.narrow(-1, 0, d), heads_);
+    k = split_heads(qkv.narrow(-1, d, d), heads_);
+    v = split_heads(qkv.narrow(-1, 2 * d, d), heads_);
+  } else {
+    q = split_heads(linear(query, in.queries_from, onednn), heads_);
+    k = split_heads(linear(key, in.keys_from, onednn), heads_);
+    v = split_heads(linear(value, in.keys_from, onednn), heads_);
+  }
   std::tie(q, k) = pe_->rotate(q, k, in.positions);
-  return output(scaled_dot_product_attention(q, k, v, pe_->bias(q.size(2), in.layer),
+  return linear(output,
+                scaled_dot_product_attention(q, k, v, pe_->bias(q.size(2), in.layer),
                                              1.0 / std::sqrt(double(head_dim_)), in,
-                                             attention_dropout_, is_training(), fused_));
+                                             attention_dropout_, is_training(), fused_),
+                onednn);
 }
 
 }  // namespace pelab

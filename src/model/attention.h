@@ -69,6 +69,7 @@ class MultiHeadAttention : public AttentionBlock {
   int64_t head_dim_;
   double attention_dropout_;
   bool fused_;
+  bool onednn_;               // linear layers through oneDNN (model.onednn_linear)
   PositionalEncodingPtr pe_;  // shared with the model; not registered here
 };
 

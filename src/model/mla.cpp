@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/onednn_linear.h"
+
 namespace pelab {
 
 RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
@@ -19,6 +21,7 @@ LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
       shared_rotary_query_(c.mla_shared_rotary_query),
       attention_dropout_(c.attention_dropout),
       fused_(c.fused_attention),
+      onednn_(c.onednn_linear),
       pe_(std::move(pe)) {
   using torch::nn::Linear;
   using torch::nn::LinearOptions;
@@ -42,23 +45,28 @@ LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
 }
 
 torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
-  auto latent_kv = kv_norm(kv_down(in.keys_from));  // [B, L, d_c]
-  auto k_content = split_heads(key_up(latent_kv), heads_);
-  auto v = split_heads(value_up(latent_kv), heads_);
-  auto k_rotary = key_rope(in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  auto project = [onednn](const torch::nn::Linear& layer, const torch::Tensor& x) {
+    return linear(layer, x, onednn);
+  };
+  auto latent_kv = kv_norm(project(kv_down, in.keys_from));  // [B, L, d_c]
+  auto k_content = split_heads(project(key_up, latent_kv), heads_);
+  auto v = split_heads(project(value_up, latent_kv), heads_);
+  auto k_rotary = project(key_rope, in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
   auto query_source =
-      !query_down.is_empty() ? query_norm(query_down(in.queries_from)) : in.queries_from;
-  auto q_content = split_heads(query_up(query_source), heads_);
-  auto q_rotary = split_heads(query_rope(query_source), shared_rotary_query_ ? 1 : heads_);
+      !query_down.is_empty() ? query_norm(project(query_down, in.queries_from)) : in.queries_from;
+  auto q_content = split_heads(project(query_up, query_source), heads_);
+  auto q_rotary = split_heads(project(query_rope, query_source), shared_rotary_query_ ? 1 : heads_);
   std::tie(q_rotary, k_rotary) = pe_->rotate(q_rotary, k_rotary, in.positions);
   // q_C . k_C + q_R . k_R is one dot product over the concatenated channels [d_h + d_R]; the
   // shared rotary key (and query) is broadcast to every head.
   const auto B = q_content.size(0), L = q_content.size(2);
   auto q = torch::cat({q_content, q_rotary.expand({B, heads_, L, rope_dim_})}, -1);
   auto k = torch::cat({k_content, k_rotary.expand({B, heads_, k_rotary.size(2), rope_dim_})}, -1);
-  return output(scaled_dot_product_attention(q, k, v, {},
-                                             1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
-                                             attention_dropout_, is_training(), fused_));
+  return project(output, scaled_dot_product_attention(
+                             q, k, v, {}, 1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
+                             attention_dropout_, is_training(), fused_));
 }
 
 }  // namespace pelab

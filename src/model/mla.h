@@ -42,6 +42,7 @@ class LatentAttention : public AttentionBlock {
   bool shared_rotary_query_;
   double attention_dropout_;
   bool fused_;
+  bool onednn_;  // linear layers through oneDNN (model.onednn_linear)
   PositionalEncodingPtr pe_;
 };
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fused_dropout.h"
+#include "kernels/onednn_linear.h"
 #include "model/mla.h"
 
 namespace pelab {
@@ -12,7 +13,8 @@ namespace pelab {
 BlockImpl::BlockImpl(const ModelConfig& c, PositionalEncodingPtr pe)
     : keys_from_embeddings_(c.kv_source == "embedding"),
       gelu_(c.activation == "gelu"),
-      dropout_(c.dropout) {
+      dropout_(c.dropout),
+      onednn_(c.onednn_linear) {
   attention_norm = register_module("attention_norm",
                                    torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   if (pe->kind() == PeKind::kLatentAttention) {
@@ -32,9 +34,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   in.queries_from = normed;
   in.keys_from = keys_from_embeddings_ ? embeddings : normed;
   auto h = dropout_add(x, attention->forward(in), dropout_, is_training());
-  auto f = ffn_in(ffn_norm(h));
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  auto f = linear(ffn_in, ffn_norm(h), onednn);
   f = gelu_ ? torch::gelu(f) : torch::relu(f);
-  return dropout_add(h, ffn_out(f), dropout_, is_training());
+  return dropout_add(h, linear(ffn_out, f, onednn), dropout_, is_training());
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
@@ -109,7 +113,7 @@ torch::Tensor TransformerImpl::finish(const ForwardState& s) {
   } else {
     pooled = x.mean(1);  // authors: pads are averaged in
   }
-  return classifier(pooled);
+  return linear(classifier, pooled, config_.onednn_linear && !s.inputs.explicit_path);
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& lengths,

@@ -28,6 +28,7 @@ class BlockImpl : public torch::nn::Module {
   bool keys_from_embeddings_;
   bool gelu_;
   double dropout_;
+  bool onednn_;  // linear layers through oneDNN (model.onednn_linear)
 };
 TORCH_MODULE(Block);
 

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "train/fused_adamw.h"
+
 namespace pelab {
 namespace fs = std::filesystem;
 
@@ -29,7 +31,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const Config& config, Transf
   const auto& t = config.train;
   auto options =
       torch::optim::AdamWOptions(t.lr).betas({t.beta1, t.beta2}).weight_decay(t.weight_decay);
-  return std::make_unique<torch::optim::AdamW>(model->parameters(), options);
+  return std::make_unique<FusedAdamW>(model->parameters(), options);  // AdamW, one pass
 }
 
 TrainState fresh_state(const Config& config) {

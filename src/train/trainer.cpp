@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "kernels/onednn_linear.h"
 #include "train/schedule.h"
 
 namespace pelab {
@@ -123,6 +124,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const Config& config = state.config;
   const auto& t = config.train;
   configure_threads(t.threads);
+  const Bf16LinearGuard precision(t.precision == "bf16");  // train.precision; refused without bf16
   const int64_t n_train = split.train.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
@@ -204,6 +206,7 @@ void train_new_run(const Config& config, const fs::path& run_dir, const TrainOpt
         "'{}' already holds a run; continue it with `pelab train --resume {}` or choose another "
         "--out folder",
         run_dir.string(), run_dir.string()));
+  { const Bf16LinearGuard refuse_early(config.train.precision == "bf16"); }  // before any file
   const DatasetSplit split = make_split(config.task);
   TrainState state = fresh_state(config);
   fs::create_directories(run_dir);

@@ -1,0 +1,235 @@
+#include "kernels/onednn_linear.h"
+
+#include <ATen/record_function.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <tuple>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+
+#include "config/config.h"
+
+#ifdef PELAB_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace pelab {
+namespace {
+
+thread_local bool bf16_linear = false;
+
+#ifdef PELAB_HAVE_ONEDNN
+
+// A 2-D operand as oneDNN sees it: sizes and strides of a row- or column-major view. Anything
+// else (or an unusual stride of a size-1 dimension) is copied to row-major first.
+struct Operand {
+  torch::Tensor tensor;
+  dnnl::memory::dims dims, strides;
+};
+
+Operand operand(const torch::Tensor& t) {
+  const int64_t rows = t.size(0), cols = t.size(1);
+  if ((cols == 1 || t.stride(1) == 1) && (rows == 1 || t.stride(0) >= cols))
+    return {t, {rows, cols}, {rows == 1 ? cols : t.stride(0), 1}};
+  if ((rows == 1 || t.stride(0) == 1) && (cols == 1 || t.stride(1) >= rows))
+    return {t, {rows, cols}, {1, cols == 1 ? rows : t.stride(1)}};
+  auto c = t.contiguous();
+  return {c, {rows, cols}, {cols, 1}};
+}
+
+dnnl::memory::data_type data_type(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? dnnl::memory::data_type::bf16
+                                             : dnnl::memory::data_type::f32;
+}
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// Primitive creation JIT-compiles a kernel (about a millisecond); a training step reuses a few
+// dozen shapes, so each is built once.
+using PrimitiveKey = std::tuple<dnnl::memory::dims, dnnl::memory::dims, dnnl::memory::dims,
+                                dnnl::memory::dims, int, int, bool>;
+
+dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
+                              bool with_bias) {
+  static std::mutex mutex;
+  static std::map<PrimitiveKey, dnnl::matmul> cache;
+  const PrimitiveKey key{a.dims, a.strides, b.dims, b.strides, int(type), 0, with_bias};
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = cache.find(key);
+  if (found != cache.end()) return found->second;
+  using dt = dnnl::memory::data_type;
+  const auto M = a.dims[0], N = b.dims[1];
+  dnnl::memory::desc a_md(a.dims, type, a.strides), b_md(b.dims, type, b.strides);
+  dnnl::memory::desc c_md({M, N}, dt::f32, dnnl::memory::dims{N, 1});
+  dnnl::memory::desc bias_md = with_bias
+                                   ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1})
+                                   : dnnl::memory::desc();
+  dnnl::matmul::desc desc(a_md, b_md, bias_md, c_md);
+  dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, cpu_engine()));
+  cache.emplace(key, primitive);
+  return primitive;
+}
+
+#endif  // PELAB_HAVE_ONEDNN
+
+void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
+
+// y = x W^T + b through oneDNN; backward through the same matmul. Under bf16 the saved x and W
+// are bf16 copies (half the memory of float32 ones) and dY is rounded to bf16 for the products.
+class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias, bool bf16) {
+    const auto in = weight.size(1), out = weight.size(0);
+    auto x2 = x.reshape({-1, in});
+    auto w = weight;
+    if (bf16) {
+      x2 = x2.to(torch::kBFloat16);
+      w = w.to(torch::kBFloat16);
+    }
+    auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
+    onednn_matmul(x2, w.t(), bias, y);
+    ctx->save_for_backward({x2, w});
+    ctx->saved_data["bf16"] = bf16;
+    ctx->saved_data["has_bias"] = bias.defined();
+    auto shape = x.sizes().vec();
+    shape.back() = out;
+    return y.view(shape);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x2 = saved[0];
+    const auto& w = saved[1];
+    const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const auto out = w.size(0), in = w.size(1);
+    auto dy = grads[0].reshape({-1, out});
+    if (dy.scalar_type() != torch::kFloat) dy = dy.to(torch::kFloat);
+    auto dy_product = bf16 ? dy.to(torch::kBFloat16) : dy;
+    torch::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0)) {
+      dx = torch::empty({dy.size(0), in}, dy.options());
+      onednn_matmul(dy_product, w, {}, dx);
+      auto shape = grads[0].sizes().vec();
+      shape.back() = in;
+      dx = dx.view(shape);
+    }
+    if (ctx->needs_input_grad(1)) {
+      dw = torch::empty({out, in}, dy.options());
+      onednn_matmul(dy_product.t(), x2, {}, dw);
+    }
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);
+    return {dx, dw, db, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool onednn_available() {
+#ifdef PELAB_HAVE_ONEDNN
+  return true;
+#else
+  return false;
+#endif
+}
+
+void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
+                   torch::Tensor& c) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "onednn_matmul: shapes ",
+              a.sizes(), " and ", b.sizes(), " do not multiply");
+  TORCH_CHECK(a.scalar_type() == b.scalar_type() &&
+                  (a.scalar_type() == torch::kFloat || a.scalar_type() == torch::kBFloat16),
+              "onednn_matmul: operands must both be float32 or both bf16");
+  TORCH_CHECK(c.scalar_type() == torch::kFloat && c.is_contiguous() &&
+                  c.sizes() == torch::IntArrayRef({a.size(0), b.size(1)}),
+              "onednn_matmul: the result must be a contiguous float32 [M, N] tensor");
+  TORCH_CHECK(!bias.defined() || (bias.scalar_type() == torch::kFloat && bias.numel() == c.size(1)),
+              "onednn_matmul: the bias must be float32 [N]");
+#ifdef PELAB_HAVE_ONEDNN
+  RECORD_FUNCTION("pelab::onednn_matmul", std::vector<c10::IValue>());  // named in --profile
+  if (c.numel() == 0) return;
+  if (a.size(1) == 0) {  // an empty sum
+    if (bias.defined())
+      c.copy_(bias.expand_as(c));
+    else
+      c.zero_();
+    return;
+  }
+  const Operand oa = operand(a), ob = operand(b);
+  const auto type = data_type(a);
+  const auto bias_contiguous = bias.defined() ? bias.contiguous() : bias;
+  auto primitive = matmul_primitive(oa, ob, type, bias.defined());
+  const auto M = oa.dims[0], N = ob.dims[1];
+  using dt = dnnl::memory::data_type;
+  auto& engine = cpu_engine();
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, dnnl::memory({oa.dims, type, oa.strides}, engine, data(oa.tensor))},
+      {DNNL_ARG_WEIGHTS, dnnl::memory({ob.dims, type, ob.strides}, engine, data(ob.tensor))},
+      {DNNL_ARG_DST, dnnl::memory({{M, N}, dt::f32, {N, 1}}, engine, data(c))}};
+  if (bias.defined())
+    args.emplace(DNNL_ARG_BIAS,
+                 dnnl::memory({{1, N}, dt::f32, {N, 1}}, engine, data(bias_contiguous)));
+  dnnl::stream stream(engine);
+  primitive.execute(stream, args);
+  stream.wait();
+#else
+  TORCH_CHECK(false, "onednn_matmul: this build has no oneDNN");
+#endif
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     bool use_onednn) {
+  const bool onednn = use_onednn && onednn_available() && x.device().is_cpu() &&
+                      weight.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+                      weight.scalar_type() == torch::kFloat &&
+                      (!bias.defined() || bias.scalar_type() == torch::kFloat);
+  if (!onednn) return torch::nn::functional::linear(x, weight, bias);
+  return OneDnnLinearFunction::apply(x, weight, bias, bf16_linear);
+}
+
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x, bool use_onednn) {
+  return linear(x, layer->weight, layer->bias, use_onednn);
+}
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
+  return (eax >> 5) & 1u;  // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
+#else
+  return false;
+#endif
+}
+
+std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn) {
+  if (!cpu_has_bf16)
+    return "train.precision: bad value 'bf16' here: bf16 needs a CPU with AVX512_BF16 (bf16 dot "
+           "products), and this CPU has none; accepted on this machine: fp32";
+  if (!have_onednn)
+    return "train.precision: bad value 'bf16' here: bf16 needs oneDNN, and this build has none "
+           "(install libdnnl-dev and rebuild); accepted in this build: fp32";
+  return "";
+}
+
+Bf16LinearGuard::Bf16LinearGuard(bool enabled) : previous_(bf16_linear) {
+  if (enabled) {
+    const auto reason = bf16_unsupported_reason(cpu_has_avx512_bf16(), onednn_available());
+    if (!reason.empty()) throw ConfigError(reason);
+  }
+  bf16_linear = enabled;
+}
+
+Bf16LinearGuard::~Bf16LinearGuard() { bf16_linear = previous_; }
+
+bool bf16_linear_enabled() { return bf16_linear; }
+
+}  // namespace pelab

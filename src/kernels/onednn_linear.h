@@ -1,0 +1,57 @@
+// Linear layers through oneDNN's matmul, forward and backward: y = x W^T + b, dX = dY W,
+// dW = dY^T X, db = sum dY. Debian's OpenBLAS runs its AVX2 kernels on these machines
+// (OPENBLAS_CORETYPE stays set), about half of an AVX-512 CPU's rate; oneDNN picks the best
+// instruction set itself (AVX-512, AMX for bf16). Weights stay torch::nn::Linear's [out, in]
+// row-major parameters: oneDNN reads W^T through strides, so there is no reorder per step and
+// checkpoints keep their format and names.
+//
+// Mixed precision (train.precision = "bf16"): under a Bf16LinearGuard, the products take bf16
+// copies of x, W and dY and write float32 results; parameters, gradients and everything outside
+// the products stay float32.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace pelab {
+
+// True when this build has oneDNN and the CPU can run it.
+bool onednn_available();
+
+// c = a b (+ bias broadcast over rows) through one oneDNN matmul. a: [M, K], b: [K, N] with any
+// strides (a transposed view costs nothing); both float32 or both bf16; bias: undefined or
+// float32 [N]; c: float32 contiguous [M, N], overwritten.
+void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
+                   torch::Tensor& c);
+
+// x W^T + b, differentiable in x, weight and bias; x: [..., in], weight: [out, in], bias:
+// undefined or [out]. Through oneDNN when `use_onednn` is set and the tensors are float32 on
+// the CPU in a build with oneDNN; otherwise at::linear (CUDA tensors, doubles, builds without
+// oneDNN).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     bool use_onednn = true);
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x,
+                     bool use_onednn = true);
+
+// Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
+bool cpu_has_avx512_bf16();
+// Why bf16 cannot run given these facts ("" when it can): the refusal Bf16LinearGuard throws.
+std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn);
+
+// While alive, oneDNN linear layers created on this thread multiply in bf16 (their backward
+// too, wherever it runs). Throws ConfigError (naming train.precision) on a CPU without AVX512_BF16
+// or without oneDNN, with a message saying so.
+class Bf16LinearGuard {
+ public:
+  explicit Bf16LinearGuard(bool enabled = true);
+  ~Bf16LinearGuard();
+  Bf16LinearGuard(const Bf16LinearGuard&) = delete;
+  Bf16LinearGuard& operator=(const Bf16LinearGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+bool bf16_linear_enabled();
+
+}  // namespace pelab

@@ -1,0 +1,284 @@
+// Linear layers through oneDNN against independent references: products and gradients against
+// double precision, whole models (every PE x mask, fused attention + oneDNN linear layers)
+// against the explicit path (explicit attention + at::linear), and bf16 mixed precision against
+// float32 with its own tolerance.
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "kernels/onednn_linear.h"
+#include "model/transformer.h"
+#include "pe/pe.h"
+
+using namespace pelab;
+
+namespace {
+
+constexpr double kTolerance = 1e-5;      // relative norm error, float32
+constexpr double kBf16Tolerance = 2e-2;  // bf16 operands: 8-bit mantissas (2^-8 = 0.4 % each)
+
+double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
+  const double scale = expected.norm().item<double>();
+  const double diff =
+      (actual.to(torch::kDouble) - expected.to(torch::kDouble)).norm().item<double>();
+  return scale > 0 ? diff / scale : diff;
+}
+
+bool onednn_bf16_runs() { return onednn_available() && cpu_has_avx512_bf16(); }
+
+}  // namespace
+
+// c = a b (+ bias) for row-major and transposed operands and odd sizes, against double.
+TEST(OnednnLinear, MatmulMatchesDoubleForEveryLayout) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  torch::manual_seed(1);
+  for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{
+           {1, 1, 1}, {7, 5, 3}, {64, 33, 17}, {130, 128, 384}, {1, 40, 9}, {50, 1, 6}}) {
+    for (bool transpose_a : {false, true}) {
+      for (bool transpose_b : {false, true}) {
+        for (bool with_bias : {false, true}) {
+          auto a = transpose_a ? torch::randn({K, M}).t() : torch::randn({M, K});
+          auto b = transpose_b ? torch::randn({N, K}).t() : torch::randn({K, N});
+          auto bias = with_bias ? torch::randn({N}) : torch::Tensor();
+          auto c = torch::full({M, N}, 7.0f);  // overwritten, not accumulated into
+          onednn_matmul(a, b, bias, c);
+          auto expected = torch::mm(a.to(torch::kDouble), b.to(torch::kDouble));
+          if (with_bias) expected = expected + bias.to(torch::kDouble);
+          EXPECT_LT(relative_error(c, expected), kTolerance)
+              << M << "x" << K << "x" << N << " ta=" << transpose_a << " tb=" << transpose_b
+              << " bias=" << with_bias;
+        }
+      }
+    }
+  }
+  // A view that is neither row- nor column-major (every other column) is copied first.
+  auto wide = torch::randn({9, 16});
+  auto a = wide.slice(1, 0, 16, 2);
+  auto b = torch::randn({8, 5});
+  auto c = torch::empty({9, 5});
+  onednn_matmul(a, b, {}, c);
+  EXPECT_LT(relative_error(c, torch::mm(a.to(torch::kDouble), b.to(torch::kDouble))), kTolerance);
+}
+
+TEST(OnednnLinear, MatmulRejectsBadOperands) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  auto c = torch::empty({3, 4});
+  EXPECT_THROW(onednn_matmul(torch::randn({3, 5}), torch::randn({6, 4}), {}, c), c10::Error);
+  EXPECT_THROW(onednn_matmul(torch::randn({3, 5}, torch::kDouble),
+                             torch::randn({5, 4}, torch::kDouble), {}, c),
+               c10::Error);
+  auto wrong = torch::empty({4, 3});
+  EXPECT_THROW(onednn_matmul(torch::randn({3, 5}), torch::randn({5, 4}), {}, wrong), c10::Error);
+}
+
+// Forward and the gradients of x, W and b against the same layer in double precision.
+TEST(OnednnLinear, ForwardAndGradientsMatchDouble) {
+  torch::manual_seed(2);
+  for (bool with_bias : {true, false}) {
+    auto x = torch::randn({3, 11, 24}, torch::requires_grad());
+    auto w = torch::randn({40, 24}, torch::requires_grad());
+    auto b = with_bias ? torch::randn({40}, torch::requires_grad()) : torch::Tensor();
+    auto upstream = torch::randn({3, 11, 40});
+    auto y = linear(x, w, b);
+    ASSERT_EQ(y.sizes(), torch::IntArrayRef({3, 11, 40}));
+    (y * upstream).sum().backward();
+
+    auto xd = x.detach().to(torch::kDouble).requires_grad_();
+    auto wd = w.detach().to(torch::kDouble).requires_grad_();
+    auto bd = with_bias ? b.detach().to(torch::kDouble).requires_grad_() : torch::Tensor();
+    auto yd = torch::matmul(xd, wd.t());
+    if (with_bias) yd = yd + bd;
+    (yd * upstream.to(torch::kDouble)).sum().backward();
+
+    EXPECT_LT(relative_error(y.detach(), yd.detach()), kTolerance);
+    EXPECT_LT(relative_error(x.grad(), xd.grad()), kTolerance);
+    EXPECT_LT(relative_error(w.grad(), wd.grad()), kTolerance);
+    if (with_bias) EXPECT_LT(relative_error(b.grad(), bd.grad()), kTolerance);
+  }
+}
+
+// Where the input needs no gradient only W and b get one; doubles take LibTorch's path.
+TEST(OnednnLinear, FrozenInputAndOtherDtypes) {
+  torch::manual_seed(3);
+  auto x = torch::randn({5, 6});
+  auto w = torch::randn({4, 6}, torch::requires_grad());
+  linear(x, w, {}).sum().backward();
+  EXPECT_LT(relative_error(w.grad(), torch::ones({5}).matmul(x).unsqueeze(0).expand({4, 6})),
+            kTolerance);
+  auto xd = torch::randn({5, 6}, torch::kDouble), wd = torch::randn({4, 6}, torch::kDouble);
+  auto yd = linear(xd, wd, {});
+  EXPECT_EQ(yd.scalar_type(), torch::kDouble);
+  EXPECT_LT(relative_error(yd, xd.matmul(wd.t())), 1e-12);
+}
+
+namespace {
+
+ModelConfig model_config(const std::string& pe, const std::string& mask, bool fast) {
+  ModelConfig m;
+  m.pe = pe;
+  m.d_model = 32;
+  m.n_heads = 2;
+  m.n_layers = 2;
+  m.d_ff = 40;
+  m.dropout = 0;
+  m.attention_dropout = 0;
+  m.mask = mask;
+  m.mla_kv_latent = 12;
+  m.mla_q_latent = 10;
+  m.mla_rope_dim = 6;
+  m.fused_attention = fast;
+  m.onednn_linear = fast;
+  return m;
+}
+
+struct ModelRun {
+  torch::Tensor logits;
+  std::vector<std::pair<std::string, torch::Tensor>> gradients;
+};
+
+ModelRun run_model(const ModelConfig& config, bool bf16, bool keys_from_embeddings = false) {
+  ModelConfig c = config;
+  if (keys_from_embeddings) c.kv_source = "embedding";
+  torch::manual_seed(21);
+  auto lengths = torch::tensor({13, 4, 9}, torch::kLong);
+  auto valid = torch::arange(13).unsqueeze(0) < lengths.unsqueeze(1);
+  auto tokens = torch::randint(1, 30, {3, 13}, torch::kLong) * valid.to(torch::kLong);
+  auto labels = torch::tensor({0, 3, 2}, torch::kLong);
+  torch::manual_seed(22);
+  Transformer model(c, 30, 5, 13);
+  {
+    // Learned biases start at zero; give them values so their gradients mean something.
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->named_parameters())
+      if (p.key().find("pe.") == 0) p.value().normal_(0, 0.5);
+  }
+  const Bf16LinearGuard precision(bf16);
+  ModelRun run;
+  run.logits = model->forward(tokens, lengths);
+  torch::nn::functional::cross_entropy(run.logits, labels).backward();
+  run.logits = run.logits.detach();
+  for (const auto& p : model->named_parameters())
+    run.gradients.emplace_back(p.key(), p.value().grad());
+  return run;
+}
+
+void expect_close(const ModelRun& actual, const ModelRun& reference, double tolerance,
+                  const std::string& label) {
+  EXPECT_LT(relative_error(actual.logits, reference.logits), tolerance) << label;
+  ASSERT_EQ(actual.gradients.size(), reference.gradients.size()) << label;
+  for (size_t i = 0; i < reference.gradients.size(); ++i) {
+    const auto& [name, expected] = reference.gradients[i];
+    ASSERT_EQ(actual.gradients[i].first, name) << label;
+    const auto& got = actual.gradients[i].second;
+    ASSERT_TRUE(got.defined() && expected.defined()) << label << " " << name;
+    // key.bias's true gradient is zero (a shift of every key's logit for a query), so its norm
+    // is rounding noise: errors there are measured against 1e-3 instead.
+    const double diff = (got - expected).norm().item<double>();
+    EXPECT_LT(diff / std::max(expected.norm().item<double>(), 1e-3), tolerance)
+        << label << " " << name;
+  }
+}
+
+}  // namespace
+
+// Fused attention + oneDNN linear layers (q, k and v in one product) against explicit attention
+// + at::linear: logits and every parameter gradient, every PE in the registry, every mask, keys
+// from the residual stream and from the embeddings (separate products).
+TEST(OnednnLinear, WholeModelMatchesExplicitPathForEveryPeAndMask) {
+  for (const auto& pe : pe_names()) {
+    for (const std::string mask : {"none", "padding", "causal"}) {
+      for (bool from_embeddings : {false, true}) {
+        const std::string label =
+            pe + " mask=" + mask + (from_embeddings ? " kv=embedding" : " kv=residual");
+        const auto fast = run_model(model_config(pe, mask, true), false, from_embeddings);
+        const auto reference = run_model(model_config(pe, mask, false), false, from_embeddings);
+        expect_close(fast, reference, kTolerance, label);
+      }
+    }
+  }
+}
+
+// bf16 mixed precision: bf16 operands in the products, float32 everywhere else. Against the
+// float32 path within the bf16 tolerance, and visibly not float32 (the products did round).
+TEST(OnednnLinear, Bf16WholeModelMatchesFloat32WithinItsTolerance) {
+  if (!onednn_bf16_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
+  for (const std::string pe : {"rope", "alibi", "mla", "nope"}) {
+    const auto bf16 = run_model(model_config(pe, "padding", true), true);
+    const auto fp32 = run_model(model_config(pe, "padding", true), false);
+    expect_close(bf16, fp32, kBf16Tolerance, pe + " bf16");
+    EXPECT_GT(relative_error(bf16.logits, fp32.logits), 1e-6) << pe << ": bf16 had no effect";
+  }
+}
+
+TEST(OnednnLinear, Bf16ProductsMatchDoubleWithinTheirTolerance) {
+  if (!onednn_bf16_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
+  torch::manual_seed(4);
+  auto x = torch::randn({70, 48}, torch::requires_grad());
+  auto w = torch::randn({36, 48}, torch::requires_grad());
+  auto b = torch::randn({36}, torch::requires_grad());
+  auto upstream = torch::randn({70, 36});
+  {
+    const Bf16LinearGuard bf16;
+    EXPECT_TRUE(bf16_linear_enabled());
+    (linear(x, w, b) * upstream).sum().backward();
+  }
+  EXPECT_FALSE(bf16_linear_enabled());  // the guard restores float32
+  auto xd = x.detach().to(torch::kDouble), wd = w.detach().to(torch::kDouble);
+  auto ud = upstream.to(torch::kDouble);
+  EXPECT_LT(relative_error(x.grad(), ud.matmul(wd)), kBf16Tolerance);
+  EXPECT_LT(relative_error(w.grad(), ud.t().matmul(xd)), kBf16Tolerance);
+  EXPECT_LT(relative_error(b.grad(), ud.sum(0)), 1e-6);  // the bias gradient stays float32
+  EXPECT_EQ(w.grad().scalar_type(), torch::kFloat);      // float32 master weights and gradients
+}
+
+TEST(OnednnLinear, Bf16RefusalNamesTheMissingPiece) {
+  EXPECT_EQ(bf16_unsupported_reason(true, true), "");
+  EXPECT_NE(bf16_unsupported_reason(false, true).find("AVX512_BF16"), std::string::npos);
+  EXPECT_NE(bf16_unsupported_reason(false, true).find("train.precision"), std::string::npos);
+  EXPECT_NE(bf16_unsupported_reason(true, false).find("oneDNN"), std::string::npos);
+  if (!onednn_bf16_runs()) EXPECT_THROW(Bf16LinearGuard{true}, ConfigError);
+  EXPECT_NO_THROW(Bf16LinearGuard{false});
+}
+
+TEST(OnednnLinear, PrecisionKeyAcceptsFp32AndBf16Only) {
+  EXPECT_EQ(load_config({}, {}).train.precision, "fp32");
+  EXPECT_EQ(load_config({}, {"train.precision=bf16"}).train.precision, "bf16");
+  try {
+    load_config({}, {"train.precision=fp16"});
+    FAIL() << "fp16 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
+  }
+}
+
+// Hessian-vector products (analysis) differentiate the backward pass, which oneDNN's is not:
+// the explicit path takes at::linear too, so a model built with oneDNN layers gives the same
+// second derivatives as one built without.
+TEST(OnednnLinear, ExplicitPathIsTwiceDifferentiable) {
+  torch::manual_seed(31);
+  auto lengths = torch::tensor({9, 5}, torch::kLong);
+  auto tokens = torch::randint(1, 30, {2, 9}, torch::kLong);
+  auto labels = torch::tensor({1, 4}, torch::kLong);
+  std::vector<torch::Tensor> products;
+  for (bool onednn : {true, false}) {
+    auto config = model_config("rope", "padding", true);
+    config.onednn_linear = onednn;
+    torch::manual_seed(32);
+    Transformer model(config, 30, 5, 9);
+    ForwardOptions options;
+    options.explicit_attention = true;
+    auto loss =
+        torch::nn::functional::cross_entropy(model->forward(tokens, lengths, options), labels);
+    auto params = model->parameters();
+    auto grads = torch::autograd::grad({loss}, params, {}, true, true);
+    torch::manual_seed(33);
+    torch::Tensor dot = torch::zeros({});
+    for (size_t i = 0; i < params.size(); ++i)
+      dot = dot + (grads[i] * torch::randn_like(grads[i])).sum();
+    auto hv = torch::autograd::grad({dot}, params, {}, false, true);
+    std::vector<torch::Tensor> flat;
+    for (auto& h : hv) flat.push_back(h.defined() ? h.flatten() : torch::zeros({0}));
+    products.push_back(torch::cat(flat));
+  }
+  EXPECT_LT(relative_error(products[0], products[1]), kTolerance);
+  EXPECT_GT(products[1].norm().item<double>(), 0);
+}
