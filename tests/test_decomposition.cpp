@@ -16,8 +16,8 @@ double relative(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(Decomposition, TermsSumToTheLogitsForEveryPeInFloat) {
-  for (const std::string pe :
-       {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope", "rope_abs", "mla"}) {
+  for (const std::string pe : {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope",
+                               "rope_abs", "mla", "xpos", "prope", "kerple", "fire", "cope"}) {
     for (const std::string kv : {"residual", "embedding"}) {
       // Untrained weights suffice: the identity holds for any parameters.
       auto t = test_fixtures::briefly_trained(pe, {"model.kv_source=" + kv}, 0);
@@ -30,11 +30,18 @@ TEST(Decomposition, TermsSumToTheLogitsForEveryPeInFloat) {
         EXPECT_LT(d.reconstruction_relative_error, 1e-5);
         const bool absolute = pe == "sinusoidal" || pe == "learned" || pe == "rope_abs";
         EXPECT_EQ(d.terms.size(), absolute ? 4u
-                                  : (pe == "relative" || pe == "t5" || pe == "alibi" || pe == "mla")
+                                  : (pe == "relative" || pe == "t5" || pe == "alibi" ||
+                                     pe == "mla" || pe == "kerple" || pe == "fire" || pe == "cope")
                                       ? 2u
                                       : 1u)
             << pe;
-        EXPECT_EQ(d.rotary.present, pe == "rope" || pe == "rope_abs" || pe == "mla") << pe;
+        EXPECT_EQ(d.rotary.present,
+                  pe == "rope" || pe == "rope_abs" || pe == "mla" || pe == "xpos" || pe == "prope")
+            << pe;
+        // CoPE's positional term is split out and is not zero once it has trained.
+        if (pe == "cope") {
+          EXPECT_EQ(d.terms.back().name, "contextual_position");
+        }
       }
     }
   }

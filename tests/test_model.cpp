@@ -7,8 +7,7 @@ using namespace pelab;
 
 namespace {
 
-const std::vector<std::string> kAllPes = {"nope",  "sinusoidal", "learned",  "relative", "t5",
-                                          "alibi", "rope",       "rope_abs", "mla"};
+const std::vector<std::string> kAllPes = pe_names();
 
 ModelConfig small_model(const std::string& pe) {
   ModelConfig m;

@@ -94,7 +94,8 @@ TEST(PeInterface, NopeAddsNothingAndKindsHaveNames) {
 
 TEST(Registry, EveryPeBuildsWithItsListedKind) {
   const std::vector<std::string> expected = {"nope",  "sinusoidal", "learned",  "relative", "t5",
-                                             "alibi", "rope",       "rope_abs", "mla"};
+                                             "alibi", "rope",       "rope_abs", "mla",      "xpos",
+                                             "prope", "kerple",     "fire",     "cope"};
   EXPECT_EQ(pe_names(), expected);
   ASSERT_EQ(pe_list().size(), expected.size());
   for (const auto& info : pe_list()) {
@@ -149,6 +150,18 @@ TEST(Registry, BadOptionsAreConfigErrorsNamingTheKey) {
       "mla", [](ModelConfig& m) { m.mla_rope_dim = 7; }, "model.mla_rope_dim");
   expect_error(
       "mla", [](ModelConfig& m) { m.mla_rope_dim = 0; }, "model.mla_rope_dim");
+  expect_error(
+      "kerple", [](ModelConfig& m) { m.kerple_variant = "cubic"; }, "model.kerple_variant");
+  expect_error(
+      "fire", [](ModelConfig& m) { m.fire_c = 0; }, "model.fire_c");
+  expect_error(
+      "fire", [](ModelConfig& m) { m.fire_length = 0.5; }, "model.fire_length");
+  expect_error(
+      "cope", [](ModelConfig& m) { m.cope_positions = 1; }, "model.cope_positions");
+  expect_error(
+      "xpos", [](ModelConfig& m) { m.rope_scaling = "cubic"; }, "model.rope_scaling");
+  expect_error(
+      "prope", [](ModelConfig& m) { m.rope_scaling_factor = 0.5; }, "model.rope_scaling_factor");
   // Causal T5 has no direction split: an odd count is fine there.
   EXPECT_NO_THROW(build("t5", [](ModelConfig& m) {
     m.t5_num_buckets = 33;

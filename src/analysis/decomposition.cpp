@@ -108,6 +108,17 @@ void decompose_standard(LogitDecomposition& d, TransformerImpl& model, BlockImpl
         make_term("bias", bias[d.head].index({Slice(0, n), Slice(0, n)}).to(s.x.dtype())));
   }
 
+  if (model.pe->kind() == PeKind::kContextual) {
+    // CoPE: its positional term is the content-counted bias, from the full queries and keys.
+    auto q = split_heads(attention.query(block.attention_norm(s.x)), heads);
+    auto k = split_heads(
+        attention.key(config.kv_source == "embedding" ? s.embeddings : block.attention_norm(s.x)),
+        heads);
+    std::tie(q, k) = model.pe->rotate(q, k, s.inputs.positions);
+    auto contextual = model.pe->contextual_bias(q, k, s.inputs.additive_mask, d.layer);
+    d.terms.push_back(make_term("contextual_position", head_matrix(contextual, d.head, n)));
+  }
+
   auto kernel = model.pe->kernel(n, d.layer);
   const bool rotary =
       model.pe->kind() == PeKind::kRotary || model.pe->kind() == PeKind::kRotaryAbsolute;

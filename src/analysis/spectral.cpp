@@ -33,6 +33,7 @@ std::vector<KernelSpectrum> kernel_spectra(const PositionalEncoding& pe, int64_t
   std::vector<KernelSpectrum> out;
   switch (pe.kind()) {
     case PeKind::kNone:
+    case PeKind::kContextual:  // CoPE: content-dependent, no fixed kernel
       break;
     case PeKind::kBias:
       for (int64_t l = 0; l < layers; ++l) {

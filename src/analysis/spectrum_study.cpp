@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/matrix_stats.h"
+#include "pe/rope.h"
 #include "pe/rotary.h"
 #include "report/heatmap.h"
 
@@ -13,10 +14,21 @@ namespace pelab {
 
 torch::Tensor pe_frequencies(const ModelConfig& model) {
   if (model.pe == "mla") return rope_frequencies(model.mla_rope_dim, model.rope_base);
-  if (model.pe == "rope" || model.pe == "rope_abs")
+  if (model.pe == "rope" || model.pe == "rope_abs" || model.pe == "xpos" || model.pe == "prope")
     return rope_frequencies(rotary_dims(model), model.rope_base);
   return torch::zeros({0}, torch::kDouble);
 }
+
+namespace {
+
+// The frequencies the PE really uses (p-RoPE's zeros, model.rope_scaling); the config's
+// otherwise (mla).
+torch::Tensor frequencies_of(const PositionalEncoding& pe, const ModelConfig& model) {
+  if (const auto* rope = dynamic_cast<const Rope*>(&pe)) return rope->rotary().theta;
+  return pe_frequencies(model);
+}
+
+}  // namespace
 
 namespace {
 
@@ -60,7 +72,7 @@ SpectrumStudy run_spectrum_study(const PositionalEncoding& pe, const ModelConfig
   study.pe = pe.name();
   study.positions = request.positions;
   const int64_t n = request.positions;
-  study.kernels = kernel_spectra(pe, n, model.n_layers, pe_frequencies(model));
+  study.kernels = kernel_spectra(pe, n, model.n_layers, frequencies_of(pe, model));
 
   const auto randoms = random_psd_matrices(n, request.draws, request.seed);
   for (const auto& kernel : coupling_kernels(pe, n, 0))

@@ -82,6 +82,12 @@ void add_spectrum(CLI::App& app) {
       return;
     }
     fmt::print("{}: {} kernels for n = {}\n", study.pe, study.kernels.size(), study.positions);
+    for (const auto& info : pe_list())
+      if (info.name == study.pe && info.kind == PeKind::kContextual)
+        fmt::print(
+            "  no fixed kernel: {}'s bias depends on the content (positions are counted by "
+            "sigmoid(q.k) gates), so neither a Schur nor a Weyl check applies\n",
+            study.pe);
     for (const auto& k : study.kernels) {
       if (k.name == "E" && k.index > 1) continue;  // every E^(t) has the same spectrum {n, 0..}
       fmt::print(

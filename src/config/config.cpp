@@ -174,6 +174,34 @@ const std::vector<Field>& schema() {
                           "RoPE on the first k heads only; -1 = all"));
     f.push_back(real_field(std::string("model.rotary_fraction"), model, &M::rotary_fraction, 1e-9,
                            1.0, "share of each rotated head's dims that rotate"));
+    f.push_back(
+        choice_field(std::string("model.rope_scaling"), model, &M::rope_scaling,
+                     fixed({"none", "linear", "ntk", "yarn"}),
+                     "rotary context scaling: position interpolation, NTK-aware base, YaRN"));
+    f.push_back(real_field(std::string("model.rope_scaling_factor"), model, &M::rope_scaling_factor,
+                           1.0, 1e6, "rotary context scaling factor s"));
+    f.push_back(int_field(std::string("model.rope_original_length"), model,
+                          &M::rope_original_length, 0, 1 << 24,
+                          "YaRN: the training context length; 0 = the model's max_len"));
+    f.push_back(real_field(std::string("model.xpos_scale_base"), model, &M::xpos_scale_base, 1.0,
+                           1e9, "xPos: decay zeta^((i-j)/scale_base)"));
+    f.push_back(real_field(std::string("model.rope_truncate"), model, &M::rope_truncate, 0.0, 1.0,
+                           "p-RoPE: share of the lowest RoPE frequencies left unrotated"));
+    f.push_back(choice_field(std::string("model.kerple_variant"), model, &M::kerple_variant,
+                             fixed({"log", "power"}),
+                             "KERPLE: -r1 log(1 + r2 |i-j|) or -r1 |i-j|^r2"));
+    f.push_back(int_field(std::string("model.fire_hidden"), model, &M::fire_hidden, 1, 65536,
+                          "FIRE: hidden width of the MLP"));
+    f.push_back(real_field(std::string("model.fire_c"), model, &M::fire_c, 1e-6, 1e6,
+                           "FIRE: initial c of psi(x) = log(c x + 1) (learned)"));
+    f.push_back(real_field(std::string("model.fire_length"), model, &M::fire_length, 1.0, 1e9,
+                           "FIRE: initial threshold L of psi(max(L, i)) (learned)"));
+    f.push_back(int_field(std::string("model.cope_positions"), model, &M::cope_positions, 0,
+                          1 << 20, "CoPE: position embeddings; 0 = the model's max_len"));
+    f.push_back(bool_field(std::string("model.random_positions"), model, &M::random_positions,
+                           "training positions: sorted random sample of [0, model.max_position)"));
+    f.push_back(int_field(std::string("model.max_position"), model, &M::max_position, 0, 1 << 24,
+                          "random positions: range [0, max_position), > task.seq_len"));
     f.push_back(choice_field(std::string("model.alibi_slopes"), model, &M::alibi_slopes,
                              fixed({"standard", "paper"}), "ALiBi slope rule"));
     f.push_back(int_field(std::string("model.t5_num_buckets"), model, &M::t5_num_buckets, 2, 4096,
@@ -365,12 +393,13 @@ void validate(const Config& c) {
           fmt::format("model.rotary_heads: bad value {}; accepted: -1 (all) or 0..{} (n_heads)",
                       m.rotary_heads, m.n_heads));
   const int64_t head_dim = m.d_model / m.n_heads;
-  if (m.pe == "rope" || m.pe == "rope_abs")
+  const bool rotary_pe = m.pe == "rope" || m.pe == "rope_abs" || m.pe == "xpos" || m.pe == "prope";
+  if (rotary_pe)
     require(rotary_dims(m) >= 2 || m.rotary_heads == 0,
             fmt::format("model.rotary_fraction: {} of head_dim {} rotates no pair; accepted: a "
                         "fraction giving at least 2 dims",
                         m.rotary_fraction, head_dim));
-  if (m.pe == "rope" || m.pe == "rope_abs" || m.pe == "sinusoidal")
+  if (rotary_pe || m.pe == "sinusoidal")
     require(m.pe == "sinusoidal" ? m.d_model % 2 == 0 : head_dim % 2 == 0 || m.rotary_fraction < 1,
             fmt::format("model.d_model: {} gives an odd dimension that {} cannot pair; accepted: "
                         "an even d_model / head_dim",
@@ -382,6 +411,15 @@ void validate(const Config& c) {
             fmt::format("model.mla_rope_dim: bad value {}; accepted: an even number >= 2",
                         m.mla_rope_dim));
   const auto& t = c.task;
+  if (m.random_positions)
+    require(m.max_position > t.seq_len,
+            fmt::format("model.max_position: {} with model.random_positions = true; accepted: more "
+                        "than task.seq_len = {}",
+                        m.max_position, t.seq_len));
+  require(m.rope_scaling != "none" || m.rope_scaling_factor == 1.0,
+          fmt::format("model.rope_scaling_factor: {} with model.rope_scaling = none; accepted: 1, "
+                      "or set model.rope_scaling to linear, ntk or yarn",
+                      m.rope_scaling_factor));
   require(t.samples >= 2, "task.samples: need at least 2 samples");
   const int64_t n_train = static_cast<int64_t>(std::llround(t.train_fraction * t.samples));
   require(n_train >= 1 && n_train < t.samples,

@@ -37,6 +37,23 @@ struct ModelConfig {
   double rope_base = 10000.0;
   int64_t rotary_heads = -1;     // rotate only the first k heads; -1 = all
   double rotary_fraction = 1.0;  // share of each rotated head's dims that rotate
+  // Rotary context scaling, for every rotary PE (rope, rope_abs, mla, xpos, prope); may be
+  // overridden at evaluation (`pelab eval RUN model.rope_scaling=yarn ...`).
+  std::string rope_scaling = "none";  // none | linear | ntk | yarn
+  double rope_scaling_factor = 1.0;   // s: the context is stretched s times
+  int64_t rope_original_length = 0;   // YaRN's training context; 0 = the model's max_len
+  // PE zoo (docs/PE.md): xPos, p-RoPE, KERPLE, FIRE, CoPE.
+  double xpos_scale_base = 512.0;      // xPos: decay zeta_t^((i-j)/scale_base)
+  double rope_truncate = 0.25;         // p-RoPE: share of the lowest frequencies left unrotated
+  std::string kerple_variant = "log";  // KERPLE: log | power
+  int64_t fire_hidden = 32;            // FIRE: hidden width of the MLP
+  double fire_c = 1.0;                 // FIRE: initial c of psi(x) = log(c x + 1)
+  double fire_length = 64.0;           // FIRE: initial threshold L of the normaliser
+  int64_t cope_positions = 0;          // CoPE: position embeddings; 0 = the model's max_len
+  // Randomized positions (Ruoss et al. 2023): in training, positions are a sorted random sample
+  // of [0, max_position); in evaluation 0..L-1.
+  bool random_positions = false;
+  int64_t max_position = 0;  // > task.seq_len when random_positions is on
   // ALiBi.
   std::string alibi_slopes = "standard";  // standard 2^(-8(h+1)/H) | paper exp(-h/H)
   // T5 bucketed relative bias.

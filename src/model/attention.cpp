@@ -31,6 +31,16 @@ torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const At
   return mixed.transpose(1, 2).reshape({B, L, H * Dv});
 }
 
+torch::Tensor positional_bias(const PositionalEncoding& pe, const torch::Tensor& positions,
+                              int64_t length, int64_t layer) {
+  const int64_t span = positions.size(0) == 0 ? 0 : positions[-1].item<int64_t>() + 1;
+  if (span <= length) return pe.bias(length, layer);  // positions 0..L-1
+  // Randomized positions (sorted, distinct): B at those positions, taken from B over the span.
+  auto full = pe.bias(span, layer);
+  if (!full.defined()) return full;
+  return full.index_select(1, positions).index_select(2, positions);
+}
+
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& bias,
                                            double scale, const AttentionInputs& in,
@@ -78,9 +88,11 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
     v = split_heads(linear(value, in.keys_from, onednn), heads_);
   }
   std::tie(q, k) = pe_->rotate(q, k, in.positions);
+  auto bias = positional_bias(*pe_, in.positions, q.size(2), in.layer);
+  auto contextual = pe_->contextual_bias(q, k, in.additive_mask, in.layer);
+  if (contextual.defined()) bias = bias.defined() ? bias + contextual : contextual;
   return linear(output,
-                scaled_dot_product_attention(q, k, v, pe_->bias(q.size(2), in.layer),
-                                             1.0 / std::sqrt(double(head_dim_)), in,
+                scaled_dot_product_attention(q, k, v, bias, 1.0 / std::sqrt(double(head_dim_)), in,
                                              attention_dropout_, is_training(), fused_),
                 onednn);
 }

@@ -57,6 +57,11 @@ torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::
                                            double scale, const AttentionInputs& in,
                                            double attention_dropout, bool training, bool fused);
 
+// The PE's bias [H, L, L] at `positions` (sorted, distinct): bias(L, layer) for 0..L-1, else the
+// rows and columns of bias(max + 1, layer) at those positions (model.random_positions).
+torch::Tensor positional_bias(const PositionalEncoding& pe, const torch::Tensor& positions,
+                              int64_t length, int64_t layer);
+
 class MultiHeadAttention : public AttentionBlock {
  public:
   MultiHeadAttention(const ModelConfig& config, PositionalEncodingPtr pe);

@@ -44,7 +44,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
                                  int64_t max_len)
     : config_(c), max_len_(max_len) {
-  pe = register_module("pe", make_pe(PeOptions{c, max_len}));
+  // Randomized positions reach up to max_position - 1 in training: the PE must cover them.
+  const int64_t pe_len = c.random_positions ? std::max(max_len, c.max_position) : max_len;
+  pe = register_module("pe", make_pe(PeOptions{c, pe_len}));
   token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size, c.d_model));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t l = 0; l < c.n_layers; ++l) blocks->push_back(Block(c, pe));
@@ -79,18 +81,28 @@ ForwardState ForwardState::repeat(int64_t times) const {
   return r;
 }
 
+torch::Tensor random_positions(int64_t length, int64_t max_position) {
+  TORCH_CHECK(length <= max_position, "random positions: ", length, " positions from [0, ",
+              max_position, ")");
+  return std::get<0>(torch::randperm(max_position, torch::kLong).narrow(0, 0, length).sort());
+}
+
 ForwardState TransformerImpl::begin(const torch::Tensor& tokens, const torch::Tensor& lengths) {
   const auto L = tokens.size(1);
   TORCH_CHECK(L <= max_len_, "sequence length ", L, " exceeds the model's max_len ", max_len_);
   ForwardState s;
   s.x = token_embedding(tokens);
-  auto absolute = pe->embedding(L);
-  if (absolute.defined()) s.x = s.x + absolute.unsqueeze(0);
+  s.inputs.positions = config_.random_positions && is_training()
+                           ? random_positions(L, config_.max_position)
+                           : torch::arange(L, torch::kLong);
+  const int64_t span = L == 0 ? 0 : s.inputs.positions[-1].item<int64_t>() + 1;
+  auto absolute = pe->embedding(span);
+  if (absolute.defined())
+    s.x = s.x + (span == L ? absolute : absolute.index_select(0, s.inputs.positions)).unsqueeze(0);
   s.x = dropout_add({}, s.x, config_.dropout, is_training());
   s.embeddings = s.x;
   s.valid = torch::arange(L, torch::kLong).unsqueeze(0) < lengths.unsqueeze(1);  // [B, L]
   s.inputs.additive_mask = additive_mask(s.valid);
-  s.inputs.positions = torch::arange(L, torch::kLong);
   return s;
 }
 

@@ -49,6 +49,11 @@ struct ForwardState {
   ForwardState repeat(int64_t times) const;
 };
 
+// model.random_positions (Ruoss et al. 2023): `length` distinct positions drawn uniformly from
+// [0, max_position) with LibTorch's default generator (seeded by train.seed, saved in
+// checkpoints), sorted ascending. [length] int64.
+torch::Tensor random_positions(int64_t length, int64_t max_position);
+
 class TransformerImpl : public torch::nn::Module {
  public:
   TransformerImpl(const ModelConfig& config, int64_t vocab_size, int64_t num_classes,

@@ -6,13 +6,14 @@
 // so the rotary logit q'_{R,i} . k'_{R,j} = Re sum_t q_R,i^(t) conj(k_R,j^(t)) e^{i (i-j) theta_t}.
 // Unlike the authors' helper (PAPER.md 5.6) these are true rotations, so that logit depends on
 // position only through i - j. Kernel: T_ij = mean_t cos((i - j) theta_t) over the d_R/2 pairs,
-// [1, n, n].
+// [1, n, n]. model.rope_scaling applies as in rope (rope_scaling.h).
 #include <fmt/format.h>
 
 #include <limits>
 
 #include "pe/pe.h"
 #include "pe/rope.h"
+#include "pe/rope_scaling.h"
 #include "pe/rotary.h"
 
 namespace pelab {
@@ -26,7 +27,9 @@ class LatentRope : public PositionalEncoding {
       throw ConfigError(
           fmt::format("model.mla_rope_dim: bad value {}; accepted: an even number >= 2", d_r));
     rotary_.rotated_heads = std::numeric_limits<int64_t>::max();  // q_R and k_R rotate whole
-    rotary_.theta = rope_frequencies(d_r, o.model.rope_base);
+    auto scaled = scaled_rope_frequencies(d_r, o.model, o.max_len);
+    rotary_.theta = scaled.theta;
+    rotary_.attention_factor = scaled.attention_factor;
   }
   std::string name() const override { return "mla"; }
   PeKind kind() const override { return PeKind::kLatentAttention; }

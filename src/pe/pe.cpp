@@ -18,6 +18,8 @@ const char* pe_kind_name(PeKind kind) {
       return "logit bias";
     case PeKind::kLatentAttention:
       return "latent attention";
+    case PeKind::kContextual:
+      return "contextual bias";
   }
   return "?";
 }
@@ -31,6 +33,11 @@ std::pair<torch::Tensor, torch::Tensor> PositionalEncoding::rotate(const torch::
 }
 
 torch::Tensor PositionalEncoding::bias(int64_t, int64_t) const { return {}; }
+
+torch::Tensor PositionalEncoding::contextual_bias(const torch::Tensor&, const torch::Tensor&,
+                                                  const torch::Tensor&, int64_t) const {
+  return {};
+}
 
 torch::Tensor PositionalEncoding::kernel(int64_t, int64_t) const { return {}; }
 

@@ -4,6 +4,8 @@
 //   2. rotate(q, k, pos):     how it transforms queries and keys (the RoPE family),
 //   3. bias(L, layer):        what it adds to the [heads, L, L] attention logits (T5, ALiBi, ...),
 //   4. kernel(n, layer):      its positional kernel(s), for the spectral analysis.
+// A contextual PE (CoPE) answers one more: contextual_bias(q, k, mask, layer), a bias computed
+// from the queries and keys themselves.
 // MLA is an attention block of its own (src/model/mla.*); its PE object supplies the rotation
 // of the narrow rotary channel.
 #pragma once
@@ -25,6 +27,7 @@ enum class PeKind {
   kRotaryAbsolute,   // both (rope_abs)
   kBias,             // adds a Toeplitz bias to the logits
   kLatentAttention,  // MLA: its own attention block with a decoupled rotary channel
+  kContextual,       // adds a content-dependent bias to the logits (cope); no fixed kernel
 };
 const char* pe_kind_name(PeKind kind);
 
@@ -51,6 +54,12 @@ class PositionalEncoding : public torch::nn::Module {
 
   // [heads, length, length] added to the logits of `layer`; undefined when the PE adds nothing.
   virtual torch::Tensor bias(int64_t length, int64_t layer) const;
+
+  // Contextual PEs: [B, H, L, L] added to the logits of `layer`, computed from q, k [B, H, L, D]
+  // (after rotate) and the additive mask (0 / -inf, broadcastable; undefined = none).
+  // Undefined for every other PE (the default).
+  virtual torch::Tensor contextual_bias(const torch::Tensor& q, const torch::Tensor& k,
+                                        const torch::Tensor& additive_mask, int64_t layer) const;
 
   // Positional kernel(s) for n positions as float64 [K, n, n]:
   //   bias PEs: B of every head (K = heads); RoPE family: the real kernel

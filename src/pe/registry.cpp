@@ -15,6 +15,11 @@ PositionalEncodingPtr make_alibi(const PeOptions&);
 PositionalEncodingPtr make_rope(const PeOptions&);
 PositionalEncodingPtr make_rope_abs(const PeOptions&);
 PositionalEncodingPtr make_mla(const PeOptions&);
+PositionalEncodingPtr make_xpos(const PeOptions&);
+PositionalEncodingPtr make_prope(const PeOptions&);
+PositionalEncodingPtr make_kerple(const PeOptions&);
+PositionalEncodingPtr make_fire(const PeOptions&);
+PositionalEncodingPtr make_cope(const PeOptions&);
 
 namespace {
 
@@ -40,6 +45,15 @@ const std::vector<Entry>& registry() {
        make_rope_abs},
       {{"mla", PeKind::kLatentAttention, "DeepSeek latent attention with decoupled RoPE"},
        make_mla},
+      {{"xpos", PeKind::kRotary, "rope with xPos decay zeta_t^((i-j)/model.xpos_scale_base)"},
+       make_xpos},
+      {{"prope", PeKind::kRotary, "p-RoPE: lowest model.rope_truncate of frequencies unrotated"},
+       make_prope},
+      {{"kerple", PeKind::kBias, "KERPLE -r1 log(1+r2|i-j|) or -r1|i-j|^r2 (model.kerple_variant)"},
+       make_kerple},
+      {{"fire", PeKind::kBias, "FIRE: learned MLP of psi(i-j)/psi(max(L,i)) (model.fire_*)"},
+       make_fire},
+      {{"cope", PeKind::kContextual, "CoPE: gates sigmoid(q.k) counted into positions"}, make_cope},
   };
   return entries;
 }

@@ -6,21 +6,23 @@
 // depends on position only through i - j. model.rotary_heads = k rotates only heads 0..k-1 (the
 // rest are NoPE heads); model.rotary_fraction sets r, dims r..d_h-1 pass through.
 // Kernel: T_ij = mean_t cos((i - j) theta_t) per rotated head, PSD Toeplitz with unit diagonal.
+// model.rope_scaling changes theta_t (and, for YaRN, scales q and k): rope_scaling.h.
 #include "pe/rope.h"
 
 #include <fmt/format.h>
 
 #include "pe/pe.h"
+#include "pe/rope_scaling.h"
 #include "pe/rotary.h"
 
 namespace pelab {
 
-torch::Tensor RotaryHeads::rotate_one(const torch::Tensor& x,
-                                      const torch::Tensor& positions) const {
+torch::Tensor RotaryHeads::rotate_one(const torch::Tensor& x, const torch::Tensor& positions,
+                                      const torch::Tensor& magnitude) const {
   const int64_t heads = x.size(1);
-  if (rotated_heads >= heads) return apply_rotary(x, positions, theta);
+  if (rotated_heads >= heads) return apply_rotary(x, positions, theta, magnitude);
   if (rotated_heads <= 0) return x;
-  return torch::cat({apply_rotary(x.narrow(1, 0, rotated_heads), positions, theta),
+  return torch::cat({apply_rotary(x.narrow(1, 0, rotated_heads), positions, theta, magnitude),
                      x.narrow(1, rotated_heads, heads - rotated_heads)},
                     1);
 }
@@ -28,14 +30,26 @@ torch::Tensor RotaryHeads::rotate_one(const torch::Tensor& x,
 std::pair<torch::Tensor, torch::Tensor> RotaryHeads::rotate(const torch::Tensor& q,
                                                             const torch::Tensor& k,
                                                             const torch::Tensor& positions) const {
-  return {rotate_one(q, positions), rotate_one(k, positions)};
+  if (!decay.defined() && attention_factor == 1.0)
+    return {rotate_one(q, positions), rotate_one(k, positions)};
+  // [L, pairs] magnitudes: a zeta_t^(+-i / scale_base), computed in float64.
+  auto magnitude = [&](double sign) {
+    auto m = torch::full({positions.size(0), theta.size(0)}, attention_factor, torch::kDouble);
+    if (!decay.defined()) return m;
+    auto exponent = positions.to(torch::kDouble).unsqueeze(1) * (sign / decay_scale_base);
+    return m * torch::pow(decay.unsqueeze(0), exponent);
+  };
+  return {rotate_one(q, positions, magnitude(1.0)), rotate_one(k, positions, magnitude(-1.0))};
 }
 
 torch::Tensor RotaryHeads::real_kernel(int64_t n) const {
   TORCH_CHECK(theta.numel() > 0, "RoPE kernel: no rotary pair");
   auto pos = torch::arange(n, torch::kDouble);
   auto offset = (pos.unsqueeze(1) - pos.unsqueeze(0)).unsqueeze(2);  // [n, n, 1]
-  return torch::cos(offset * theta.view({1, 1, -1})).mean(2);
+  auto terms = torch::cos(offset * theta.view({1, 1, -1}));
+  if (decay.defined())
+    terms = terms * torch::pow(decay.view({1, 1, -1}), offset / decay_scale_base);
+  return terms.mean(2) * (attention_factor * attention_factor);
 }
 
 torch::Tensor RotaryHeads::head_kernels(int64_t n) const {
@@ -43,7 +57,7 @@ torch::Tensor RotaryHeads::head_kernels(int64_t n) const {
   return real_kernel(n).unsqueeze(0).expand({rotated_heads, n, n}).clone();
 }
 
-RotaryHeads make_rotary_heads(const ModelConfig& m) {
+RotaryHeads make_rotary_heads(const ModelConfig& m, int64_t max_len) {
   if (m.rotary_heads < -1 || m.rotary_heads > m.n_heads)
     throw ConfigError(
         fmt::format("model.rotary_heads: bad value {}; accepted: -1 (all) or 0..{} (n_heads)",
@@ -59,11 +73,13 @@ RotaryHeads make_rotary_heads(const ModelConfig& m) {
         "model.rotary_fraction: {} of head_dim {} rotates no pair; accepted: a fraction giving "
         "at least 2 dims",
         m.rotary_fraction, m.d_model / m.n_heads));
-  r.theta = rope_frequencies(dims, m.rope_base);
+  auto scaled = scaled_rope_frequencies(dims, m, max_len);
+  r.theta = scaled.theta;
+  r.attention_factor = scaled.attention_factor;
   return r;
 }
 
-Rope::Rope(const PeOptions& o) : rotary_(make_rotary_heads(o.model)) {}
+Rope::Rope(const PeOptions& o) : rotary_(make_rotary_heads(o.model, o.max_len)) {}
 
 std::pair<torch::Tensor, torch::Tensor> Rope::rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                      const torch::Tensor& positions) const {

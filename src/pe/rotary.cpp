@@ -1,6 +1,7 @@
 // RoPE primitives (rotary.h). Pair t = dims (2t, 2t+1), angle a = position * theta_t:
 //   x'_{2t} = x_{2t} cos a - x_{2t+1} sin a,   x'_{2t+1} = x_{2t} sin a + x_{2t+1} cos a,
-// theta_t = base^(-2t / rotary_dims). Angles, cos and sin are computed in float64 and only then
+// theta_t = base^(-2t / rotary_dims). An optional magnitude m_t(position) multiplies both
+// lines (x' = m R(a) x). Angles, cos and sin are computed in float64 and only then
 // cast to x's dtype; everything is out of place, so autograd flows through x.
 #include "pe/rotary.h"
 
@@ -15,7 +16,7 @@ torch::Tensor rope_frequencies(int64_t rotary_dims, double base) {
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& positions,
-                           const torch::Tensor& theta) {
+                           const torch::Tensor& theta, const torch::Tensor& magnitude) {
   const int64_t pairs = theta.size(0);
   if (pairs == 0) return x;
   const int64_t rotary = 2 * pairs;
@@ -25,8 +26,15 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
               "apply_rotary: expected positions [", x.size(-2), "], got ", positions.sizes());
   auto angles = positions.to(torch::kDouble).unsqueeze(1) *
                 theta.to(torch::kDouble).unsqueeze(0);  // [L, pairs]
-  auto cos = angles.cos().to(x.device(), x.scalar_type());
-  auto sin = angles.sin().to(x.device(), x.scalar_type());
+  auto cos = angles.cos(), sin = angles.sin();
+  if (magnitude.defined()) {
+    TORCH_CHECK(magnitude.sizes() == angles.sizes(), "apply_rotary: magnitude must be ",
+                angles.sizes(), ", got ", magnitude.sizes());
+    cos = cos * magnitude;
+    sin = sin * magnitude;
+  }
+  cos = cos.to(x.device(), x.scalar_type());
+  sin = sin.to(x.device(), x.scalar_type());
   auto shape = x.sizes().vec();
   shape.back() = pairs;
   shape.push_back(2);

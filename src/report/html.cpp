@@ -13,6 +13,7 @@
 #include <set>
 
 #include "report/report_figures.h"
+#include "report/zoo_section.h"
 #include "train/checkpoint.h"
 
 namespace pelab {
@@ -402,6 +403,7 @@ ReportFiles write_report(const ReportData& data, const std::vector<ClaimVerdict>
   rotary_heads_section(page, data);
   spectra_section(page, data);
   removal_section(page, data);
+  page.html += zoo_section_html(data, out_dir, files);
 
   const std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pelab "

@@ -66,13 +66,13 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   }
   static const std::vector<std::string> known{
       "base",          "seeds",   "rotary_heads", "analysis_samples", "spectrum_positions",
-      "removal_draws", "workers", "set"};
+      "removal_draws", "workers", "set",          "experiments"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
           fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
                       "analysis_samples, spectrum_positions, removal_draws, "
-                      "workers, [set]",
+                      "workers, experiments, [set]",
                       file.string(), std::string(key.str())));
   ReproducePlan p;
   p.file = file;
@@ -89,6 +89,23 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
   p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
   p.workers = integer(t, "workers", file, 1, 1, 64);
+  if (const auto* node = t.get("experiments")) {
+    static const std::vector<std::string> accepted{"main", "rope_abs", "k_heads", "mla", "zoo"};
+    const auto* array = node->as_array();
+    if (!array || array->empty())
+      throw ConfigError(fmt::format(
+          "{}: 'experiments' must be a non-empty list of: main, rope_abs, k_heads, mla, zoo",
+          file.string()));
+    p.experiments.clear();
+    for (const auto& v : *array) {
+      const auto name = v.value<std::string>();
+      if (!name || std::find(accepted.begin(), accepted.end(), *name) == accepted.end())
+        throw ConfigError(
+            fmt::format("{}: 'experiments' holds '{}'; accepted: main, rope_abs, k_heads, mla, zoo",
+                        file.string(), name.value_or("a non-string")));
+      p.experiments.push_back(*name);
+    }
+  }
   if (const auto* set = t["set"].as_table())
     for (const auto& [key, value] : *set)
       p.fixed_overrides.push_back(std::string(key.str()) + "=" + override_text(value));

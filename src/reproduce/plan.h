@@ -8,12 +8,15 @@
 //   spectrum_positions = 64       # n of the kernel spectra
 //   removal_draws = 5             # random vectors per layer in positional-component removal
 //   workers = 2                   # training processes
+//   experiments = ["main", ...]   # sweeps to run: main, rope_abs, k_heads, mla (the default,
+//                                 # all four) and zoo (the PE zoo, reproduce/zoo.h)
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
 //
 // The two setups (PAPER.md section 5) add their own overrides on top; see setup_overrides().
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -30,6 +33,10 @@ struct ReproducePlan {
   int64_t spectrum_positions = 64;
   int64_t removal_draws = 5;
   int64_t workers = 1;
+  std::vector<std::string> experiments{"main", "rope_abs", "k_heads", "mla"};
+  bool includes(const std::string& experiment) const {
+    return std::find(experiments.begin(), experiments.end(), experiment) != experiments.end();
+  }
 };
 
 // The scales shipped in configs/reproduce/ (tiny, small, paper) or any path to a plan file.

@@ -8,6 +8,7 @@
 #include "analysis/ablation.h"
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
+#include "reproduce/zoo.h"
 #include "sweep/sweep_runner.h"
 #include "train/trainer.h"
 
@@ -68,6 +69,8 @@ std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::st
         {{"model.pe", {"rope"}}, {"model.rotary_heads", partial}, {"task.name", {"distance"}}}));
   out.push_back(sweep(plan, setup, options, "mla",
                       {{"model.pe", {"mla"}}, {"task.name", {"distance", "count"}}}));
+  if (plan.includes("zoo")) out.push_back(zoo_sweep(out.front()));
+  std::erase_if(out, [&](const SweepSpec& s) { return !plan.includes(sweep_experiment(s)); });
   return out;
 }
 
