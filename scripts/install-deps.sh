@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build ccache libtorch-dev libtomlplusplus-dev libcli11-dev
           nlohmann-json3-dev libfmt-dev libsqlitecpp-dev libsqlite3-dev libgtest-dev gnuplot-nox
-          libopenblas0-openmp)  # OpenBLAS replaces the reference BLAS LibTorch would use: ~7x faster
+          libopenblas0-openmp  # OpenBLAS replaces the reference BLAS LibTorch would use: ~7x faster
+          munge slurmctld slurmd slurm-client)  # a local Slurm for the Slurm backend's tests
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

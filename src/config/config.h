@@ -86,6 +86,9 @@ struct TrainConfig {
   double grad_clip = 0.0;         // max global gradient norm; 0 = off
   int64_t seed = 0;               // model init, dropout and batch order
   int64_t threads = 0;            // 0 = all cores
+  // Seconds between checkpoints inside an epoch (0 = only at epoch ends); operational, like
+  // threads: it does not change the numbers.
+  double checkpoint_every_s = 300;
   // Per-epoch analysis (analysis/training_probe.h): logit spectra and the top Hessian eigenvalue.
   bool track_spectra = false;
   int64_t track_samples = 32;       // test sequences used
