@@ -19,11 +19,13 @@ namespace {
 
 // Dropout on, so the RNG state in a mid-epoch checkpoint matters; 1280 samples at batch 32 give
 // 32 steps per epoch, so a kill lands inside an epoch more often than not.
-const std::vector<std::string> kRun = {
-    "--config",          std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
-    "task.samples=1280", "train.epochs=3",
-    "train.threads=1",   "model.dropout=0.1",
-    "model.attention_dropout=0.1"};
+const std::vector<std::string> kRun = {"--config",
+                                       std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
+                                       "task.samples=1280",
+                                       "train.epochs=3",
+                                       "train.threads=1",
+                                       "model.dropout=0.1",
+                                       "model.attention_dropout=0.1"};
 
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::path(::testing::TempDir()) / ("pelab_resume_" + name);
@@ -91,8 +93,7 @@ void kill9(pid_t pid) {
   EXPECT_EQ(tp::wait_exit(pid), 128 + SIGKILL);
 }
 
-const std::pair<std::string, std::string> kPauseInWrite{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE",
-                                                        "30"};
+const std::pair<std::string, std::string> kPauseInWrite{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE", "30"};
 
 }  // namespace
 
@@ -116,7 +117,8 @@ TEST(Resume, KilledInsideAnEpochAndInsideACheckpointWrite) {
   const fs::path dir = fresh_dir("mid"), run = dir / "run", log = dir / "log";
   const fs::path tmp = checkpoint_path(run).string() + ".tmp";
   // Every step checkpoints (0.001 s); each write pauses, so the kill lands inside the second.
-  pid_t pid = tp::start(train_args(run, "0.001"), log, {{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE", "0.3"}});
+  pid_t pid =
+      tp::start(train_args(run, "0.001"), log, {{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE", "0.3"}});
   ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(checkpoint_path(run)); }))
       << read_file(log);
   ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(tmp); })) << read_file(log);
@@ -137,8 +139,8 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   std::uniform_int_distribution<int> delay_ms(0, 1500);
   int kills = 0, code = -1;
   for (int attempt = 0; attempt < 6 && code != 0; ++attempt) {
-    const pid_t pid = attempt == 0 ? tp::start(train_args(run, "0.05"), log)
-                                   : tp::start(resume_args(run), log);
+    const pid_t pid =
+        attempt == 0 ? tp::start(train_args(run, "0.05"), log) : tp::start(resume_args(run), log);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     kill(pid, SIGKILL);
     code = tp::wait_exit(pid);

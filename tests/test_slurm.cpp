@@ -50,11 +50,13 @@ class Slurm : public ::testing::Test {
     fs::create_directories(dir_);
     const bool in_ci = std::getenv("CI") != nullptr;
     const std::string script = std::string(PELAB_SOURCE_DIR) + "/tests/slurm/local_slurm.sh";
-    const bool tools = shell("PATH=$PATH:/usr/sbin command -v slurmctld slurmd munged sbatch | wc -l")
-                           .find('4') == 0;
+    const bool tools =
+        shell("PATH=$PATH:/usr/sbin command -v slurmctld slurmd munged sbatch | wc -l").find('4') ==
+        0;
     if (!in_ci && (getuid() != 0 || !tools)) {
-      skip_ = "needs root and munge, slurmctld, slurmd, slurm-client (scripts/install-deps.sh); "
-              "CI runs these tests";
+      skip_ =
+          "needs root and munge, slurmctld, slurmd, slurm-client (scripts/install-deps.sh); "
+          "CI runs these tests";
       return;
     }
     const std::string out = shell(script + " start " + dir_.string());
@@ -237,7 +239,8 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
 
 TEST_F(Slurm, DryRunScriptsPassSbatchTestOnly) {
   const fs::path dir = fresh("dry");
-  const fs::path file = write_sweep(dir, "\"train.epochs\" = 1", "\"model.pe\" = [\"nope\", \"rope\"]");
+  const fs::path file =
+      write_sweep(dir, "\"train.epochs\" = 1", "\"model.pe\" = [\"nope\", \"rope\"]");
   const auto r = run("sweep " + file.string() +
                          " --backend slurm --dry-run --time 00:10:00 --max-parallel 1 --requeue "
                          "--sbatch-arg=--comment=pelab",

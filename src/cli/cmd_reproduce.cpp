@@ -28,17 +28,21 @@ std::vector<std::pair<SweepSpec, SweepRun>> reproduce_cells(const ReproducePlan&
 // `pelab reproduce` command, which finds the runs trained and skips to the analyses.
 void reproduce_on_slurm(const std::string& scale, const std::string& setup,
                         const ReproducePlan& plan, const ReproduceOptions& options,
-                        const SlurmCliArgs& slurm, const std::string& report_dir,
-                        bool no_report) {
+                        const SlurmCliArgs& slurm, const std::string& report_dir, bool no_report) {
   const auto cells = reproduce_cells(plan, options, slurm.slurm.cpus_per_task);
   const std::string binary = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string scale_arg = std::filesystem::exists(scale) ? absolute(scale) : scale;
   SlurmJob job;
   job.name = "reproduce " + plan.scale;
   for (const auto& c : cells) job.runs.push_back(c.second);
-  const std::vector<std::string> common = {"reproduce", "--scale", scale_arg,
-                                           "--setup",   setup,     "--out",
-                                           absolute(options.out_dir), "--store",
+  const std::vector<std::string> common = {"reproduce",
+                                           "--scale",
+                                           scale_arg,
+                                           "--setup",
+                                           setup,
+                                           "--out",
+                                           absolute(options.out_dir),
+                                           "--store",
                                            absolute(options.store_path)};
   job.cell_command = {binary};
   job.cell_command.insert(job.cell_command.end(), common.begin(), common.end());

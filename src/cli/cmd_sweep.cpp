@@ -24,9 +24,13 @@ SlurmJob sweep_slurm_job(const std::string& file, const SweepSpec& spec,
   job.runs = runs;
   job.cell_command = {binary, "sweep", absolute(file), "--out", absolute(spec.out_dir)};
   if (requeue) job.cell_command.push_back("--requeue");
-  job.collect_command = {binary,           "sweep", absolute(file),
-                         "--out",          absolute(spec.out_dir),
-                         "--store",        absolute(spec.store_path),
+  job.collect_command = {binary,
+                         "sweep",
+                         absolute(file),
+                         "--out",
+                         absolute(spec.out_dir),
+                         "--store",
+                         absolute(spec.store_path),
                          "--collect"};
   job.state_dir = spec.out_dir / ".slurm";
   return job;
@@ -68,10 +72,9 @@ void add_sweep(CLI::App& app) {
     const SlurmCliArgs& slurm = args->slurm;
     const bool on_slurm = slurm.backend == "slurm";
     // A Slurm element's threads are its cores; locally they share this machine's.
-    const int64_t threads =
-        slurm.cell >= 0 ? slurm_cpus_per_task().value_or(available_cores())
-        : on_slurm      ? slurm.slurm.cpus_per_task
-                        : threads_per_worker(args->workers);
+    const int64_t threads = slurm.cell >= 0 ? slurm_cpus_per_task().value_or(available_cores())
+                            : on_slurm      ? slurm.slurm.cpus_per_task
+                                            : threads_per_worker(args->workers);
     const std::vector<SweepRun> runs = expand_sweep(spec, threads);
     if (args->list) {
       for (const auto& run : runs)
@@ -104,9 +107,10 @@ void add_sweep(CLI::App& app) {
     Store store(spec.store_path);
     if (args->collect) {
       const SweepSummary s = collect_sweep(spec, runs, store, !args->quiet);
-      fmt::print("sweep {}: {} runs: {} finished now, {} already recorded, {} unfinished; store {}\n",
-                 spec.name, s.total, s.finished, s.skipped, s.remaining + s.failed,
-                 spec.store_path.string());
+      fmt::print(
+          "sweep {}: {} runs: {} finished now, {} already recorded, {} unfinished; store {}\n",
+          spec.name, s.total, s.finished, s.skipped, s.remaining + s.failed,
+          spec.store_path.string());
       if (s.remaining + s.failed > 0) throw CLI::RuntimeError(1);
       return;
     }

@@ -13,10 +13,10 @@ namespace pelab {
 
 struct RunFolder {
   bool has_checkpoint = false;
-  bool has_config = false;          // config.toml (a run killed before its first checkpoint)
-  std::vector<EpochMetrics> done;   // metrics.json's epochs
-  int64_t threads = 0;              // train.threads the folder's run uses
-  bool extend_epochs = false;       // the sweep asks for more epochs than the folder's config
+  bool has_config = false;         // config.toml (a run killed before its first checkpoint)
+  std::vector<EpochMetrics> done;  // metrics.json's epochs
+  int64_t threads = 0;             // train.threads the folder's run uses
+  bool extend_epochs = false;      // the sweep asks for more epochs than the folder's config
   bool complete(const SweepRun& run) const {
     return static_cast<int64_t>(done.size()) >= run.config.train.epochs;
   }

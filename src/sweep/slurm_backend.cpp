@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -60,8 +62,7 @@ std::string index_ranges(const std::vector<int64_t>& cells) {
   for (size_t i = 0; i < cells.size();) {
     size_t j = i;
     while (j + 1 < cells.size() && cells[j + 1] == cells[j] + 1) ++j;
-    parts.push_back(j == i ? std::to_string(cells[i])
-                           : fmt::format("{}-{}", cells[i], cells[j]));
+    parts.push_back(j == i ? std::to_string(cells[i]) : fmt::format("{}-{}", cells[i], cells[j]));
     i = j + 1;
   }
   return fmt::format("{}", fmt::join(parts, ","));
@@ -93,8 +94,8 @@ std::string submit(const fs::path& script, const std::vector<std::string>& extra
   const CommandResult r = run_command(argv);
   std::string id = r.output.substr(0, r.output.find_first_of(";\n"));
   if (r.status != 0 || id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
-    throw std::runtime_error(fmt::format("sbatch refused '{}' (exit code {}): {}",
-                                         script.string(), r.status, r.output));
+    throw std::runtime_error(
+        fmt::format("sbatch refused '{}' (exit code {}): {}", script.string(), r.status, r.output));
   return id;
 }
 
@@ -139,8 +140,7 @@ std::optional<int64_t> slurm_cpus_per_task() {
 std::vector<int64_t> unfinished_cells(const std::vector<SweepRun>& runs) {
   std::vector<int64_t> cells;
   for (size_t i = 0; i < runs.size(); ++i)
-    if (static_cast<int64_t>(folder_metrics(runs[i].run_dir).size()) <
-        runs[i].config.train.epochs)
+    if (static_cast<int64_t>(folder_metrics(runs[i].run_dir).size()) < runs[i].config.train.epochs)
       cells.push_back(static_cast<int64_t>(i));
   return cells;
 }
@@ -190,9 +190,8 @@ SlurmSubmission submit_slurm(const SlurmJob& job, const SlurmOptions& options) {
     dependency.push_back("--dependency=afterany:" + out.array_job_id);
   }
   out.collect_job_id = submit(collect_file, dependency);
-  const nlohmann::json ids = {{"array_job_id", out.array_job_id},
-                              {"collect_job_id", out.collect_job_id},
-                              {"cells", cells}};
+  const nlohmann::json ids = {
+      {"array_job_id", out.array_job_id}, {"collect_job_id", out.collect_job_id}, {"cells", cells}};
   write_file_atomically(job.state_dir / "jobs.json", ids.dump(1));
   return out;
 }
@@ -272,9 +271,10 @@ std::string slurm_status(const SlurmJob& job) {
 
 void check_cell_index(int64_t index, int64_t count) {
   if (index < 0 || index >= count)
-    throw ConfigError(fmt::format("--cell: bad value {}; accepted: 0 to {} (the runs, in the order "
-                                  "--list prints them)",
-                                  index, count - 1));
+    throw ConfigError(
+        fmt::format("--cell: bad value {}; accepted: 0 to {} (the runs, in the order "
+                    "--list prints them)",
+                    index, count - 1));
 }
 
 void run_cell(const SweepSpec& spec, const SweepRun& run, bool requeue) {
@@ -285,8 +285,8 @@ void run_cell(const SweepSpec& spec, const SweepRun& run, bool requeue) {
   }
   fs::create_directories(run.run_dir);
   const fs::path log = run.run_dir / "train.log";
-  fmt::print(stderr, "{}: training in {}; output appended to {}\n", run.name,
-             run.run_dir.string(), log.string());
+  fmt::print(stderr, "{}: training in {}; output appended to {}\n", run.name, run.run_dir.string(),
+             log.string());
   std::fflush(stdout);
   std::fflush(stderr);
   const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

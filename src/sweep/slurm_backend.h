@@ -23,7 +23,7 @@ namespace pelab {
 struct SlurmOptions {
   std::string partition, time, mem;  // "" = Slurm's defaults
   int64_t cpus_per_task = 1;
-  int64_t max_parallel = 0;  // the array's %N throttle; 0 = none
+  int64_t max_parallel = 0;              // the array's %N throttle; 0 = none
   std::vector<std::string> sbatch_args;  // extra sbatch options, one per #SBATCH line
   bool requeue = false;                  // elements stopped by SIGTERM requeue themselves
   int64_t signal_seconds = 120;          // SIGTERM this long before the time limit

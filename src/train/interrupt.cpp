@@ -54,7 +54,7 @@ InterruptScope::~InterruptScope() {
 int interrupt_signal() { return g_signal; }
 
 void test_pause(const char* point) {
-  const char* seconds = std::getenv(fmt::format("PELAB_TEST_PAUSE_{}", point).c_str());
+  const char* seconds = std::getenv((std::string("PELAB_TEST_PAUSE_") + point).c_str());
   if (!seconds) return;
   std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(seconds)));
 }

@@ -49,8 +49,7 @@ class CheckpointClock {
   // every_s <= 0: never due (checkpoints only at epoch ends).
   explicit CheckpointClock(double every_s) : every_s_(every_s), last_(Clock::now()) {}
   bool due() const {
-    return every_s_ > 0 &&
-           std::chrono::duration<double>(Clock::now() - last_).count() >= every_s_;
+    return every_s_ > 0 && std::chrono::duration<double>(Clock::now() - last_).count() >= every_s_;
   }
   void restart() { last_ = Clock::now(); }
 
@@ -61,8 +60,9 @@ class CheckpointClock {
 };
 
 // Test hook: sleeps for the seconds in the environment variable PELAB_TEST_PAUSE_<point> (if
-// set), so tests can kill the process at a chosen moment, e.g. inside a checkpoint write
-// (point "CHECKPOINT_WRITE"). Costs one getenv when unset.
+// set), so tests can kill the process at a chosen moment: "CHECKPOINT_WRITE" (between writing
+// checkpoint.pt.tmp and renaming it), "TRAIN_STEP" (after every optimiser step). Costs one
+// getenv when unset.
 void test_pause(const char* point);
 
 }  // namespace pelab

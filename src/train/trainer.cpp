@@ -146,9 +146,9 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     // A checkpoint from inside this epoch continues at its step with its running sums.
     EpochProgress& progress_sums = state.epoch_progress;
     if (progress_sums.step >= steps_per_epoch)
-      throw CheckpointError(fmt::format(
-          "checkpoint in '{}' is at step {} of an epoch of {} steps; accepted: fewer",
-          run_dir.string(), progress_sums.step, steps_per_epoch));
+      throw CheckpointError(
+          fmt::format("checkpoint in '{}' is at step {} of an epoch of {} steps; accepted: fewer",
+                      run_dir.string(), progress_sums.step, steps_per_epoch));
     double loss_sum = progress_sums.loss_sum;
     int64_t correct = progress_sums.correct, seen = progress_sums.seen;
     const double earlier_train_seconds = progress_sums.train_seconds;
@@ -166,6 +166,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
       if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), t.grad_clip);
       optimizer.step();
       ++state.steps_done;
+      test_pause("TRAIN_STEP");
       const int64_t bs = batch.size();
       loss_sum += loss.item<double>() * double(bs);
       correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
@@ -197,8 +198,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     m.test_loss = test.loss;
     m.test_accuracy = test.accuracy;
     m.lr = lr;
-    m.seconds = earlier_train_seconds +
-                std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    m.seconds =
+        earlier_train_seconds + std::chrono::duration<double>(Clock::now() - epoch_start).count();
     m.train_samples_per_s = double(seen) / std::max(train_seconds, 1e-9);
     if (options.epoch_probe) m.analysis = options.epoch_probe(model, split, config);
     state.history.push_back(m);
