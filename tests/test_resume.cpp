@@ -94,6 +94,7 @@ void kill9(pid_t pid) {
 }
 
 const std::pair<std::string, std::string> kPauseInWrite{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE", "30"};
+const std::pair<std::string, std::string> kSlowSteps{"PELAB_TEST_PAUSE_TRAIN_STEP", "0.02"};
 
 }  // namespace
 
@@ -139,8 +140,10 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   std::uniform_int_distribution<int> delay_ms(0, 1500);
   int kills = 0, code = -1;
   for (int attempt = 0; attempt < 6 && code != 0; ++attempt) {
-    const pid_t pid =
-        attempt == 0 ? tp::start(train_args(run, "0.05"), log) : tp::start(resume_args(run), log);
+    // 5 ms per step: the 120 steps span about 1 s, so kills land anywhere in the run.
+    const std::pair<std::string, std::string> steps{"PELAB_TEST_PAUSE_TRAIN_STEP", "0.005"};
+    const pid_t pid = attempt == 0 ? tp::start(train_args(run, "0.05"), log, {steps})
+                                   : tp::start(resume_args(run), log, {steps});
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     kill(pid, SIGKILL);
     code = tp::wait_exit(pid);
@@ -155,9 +158,10 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
 // exit code 75 and a message naming the resume command; the resumed run is exact.
 TEST(Resume, SigtermWritesACheckpointAndExitsWithTheResumeHint) {
   const fs::path dir = fresh_dir("sigterm"), run = dir / "run", log = dir / "log";
-  // No periodic checkpoints: the only one before the first epoch ends is SIGTERM's.
-  const pid_t pid = tp::start(train_args(run, "0"), log);
-  ASSERT_TRUE(tp::wait_for(pid, [&] { return read_file(log).find("run ") != std::string::npos; }));
+  // No periodic checkpoints: the only one before the first epoch ends is SIGTERM's. Steps are
+  // slowed to 20 ms so the signal lands inside the first epoch (40 steps) on any machine.
+  const pid_t pid = tp::start(train_args(run, "0"), log, {kSlowSteps});
+  ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(run / "config.toml"); }));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(pid, SIGTERM);
   ASSERT_EQ(tp::wait_exit(pid), kExitInterrupted) << read_file(log);

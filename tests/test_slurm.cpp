@@ -152,6 +152,15 @@ std::map<std::string, std::vector<std::array<double, 6>>> local_reference(const 
   return results_of(dir / "pelab.db");
 }
 
+// Submits with every training step slowed to 20 ms (the elements inherit the environment), so
+// a signal sent once the first checkpoint exists lands mid-run on any machine.
+pelab::test_cli::Result submit_slowly(const std::string& args) {
+  setenv("PELAB_TEST_PAUSE_TRAIN_STEP", "0.02", 1);
+  const auto r = run(args);
+  unsetenv("PELAB_TEST_PAUSE_TRAIN_STEP");
+  return r;
+}
+
 }  // namespace
 
 TEST_F(Slurm, SweepGivesTheSameStoredNumbersAsLocalWorkers) {
@@ -189,7 +198,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const auto want = local_reference(fresh("cancel_local"), kLongRun, grid);
   const fs::path cluster = fresh("cancel_slurm");
   const fs::path file = write_sweep(cluster, kLongRun, grid);
-  ASSERT_EQ(run("sweep " + file.string() + " --backend slurm").status, 0);
+  ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"];
   const fs::path run_dir = cluster / "runs" / "rope-s0";
@@ -221,7 +230,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   const auto want = local_reference(fresh("preempt_local"), kLongRun, grid);
   const fs::path cluster = fresh("preempt_slurm");
   const fs::path file = write_sweep(cluster, kLongRun, grid);
-  ASSERT_EQ(run("sweep " + file.string() + " --backend slurm --requeue").status, 0);
+  ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm --requeue").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"];
   const fs::path run_dir = cluster / "runs" / "alibi-s0";
@@ -230,6 +239,14 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_file(run_dir / "train.log");
   shell("scancel --batch --signal=TERM " + array + "_0");
+  // Slurm holds a requeued job back for about two minutes (BeginTime); as an administrator
+  // would, let it start at once.
+  const auto requeue_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (shell("squeue --noheader --jobs " + array + " --format %r").find("BeginTime") ==
+             std::string::npos &&
+         std::chrono::steady_clock::now() < requeue_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  shell("scontrol update JobId=" + array + "_0 StartTime=now");
   ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"]}));
   const std::string log = read_file(run_dir / "train.log");
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
