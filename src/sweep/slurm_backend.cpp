@@ -297,7 +297,8 @@ void run_cell(const SweepSpec& spec, const SweepRun& run, bool requeue) {
   const char* job = std::getenv("SLURM_JOB_ID");
   fmt::print("== pelab cell {} (Slurm job {})\n", run.name, job ? job : "none");
   std::fflush(stdout);
-  if (!folder.has_checkpoint && !folder.has_config)
+  // Without a checkpoint the sweep's config is the truth (as for a local sweep's fresh start).
+  if (!folder.has_checkpoint)
     write_file_atomically(run.run_dir / "config.toml", to_toml(run.config));
   TrainOptions options;
   options.epoch_probe = [](Transformer& model, const DatasetSplit& split,
