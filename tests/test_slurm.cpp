@@ -178,7 +178,8 @@ TEST_F(Slurm, SweepGivesTheSameStoredNumbersAsLocalWorkers) {
   ASSERT_EQ(s.status, 0) << s.output;
   EXPECT_NE(s.output.find("4 of 4 runs submitted"), std::string::npos) << s.output;
   const auto ids = jobs_of(cluster / "runs");
-  ASSERT_TRUE(wait_for_jobs({ids["array_job_id"], ids["collect_job_id"]}));
+  ASSERT_TRUE(wait_for_jobs(
+      {ids["array_job_id"].get<std::string>(), ids["collect_job_id"].get<std::string>()}));
   const auto want = results_of(local / "pelab.db");
   const auto got = results_of(cluster / "pelab.db");
   ASSERT_EQ(want.size(), 4u);
@@ -194,7 +195,7 @@ TEST_F(Slurm, SweepGivesTheSameStoredNumbersAsLocalWorkers) {
   const auto again = run("sweep " + file.string() + " --backend slurm");
   EXPECT_NE(again.output.find("0 of 4 runs submitted as array job (none)"), std::string::npos)
       << again.output;
-  ASSERT_TRUE(wait_for_jobs({jobs_of(cluster / "runs")["collect_job_id"]}));
+  ASSERT_TRUE(wait_for_jobs({jobs_of(cluster / "runs")["collect_job_id"].get<std::string>()}));
 }
 
 // scancel one element mid-run: it checkpoints on Slurm's SIGTERM; the collect job records it as
@@ -206,14 +207,14 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const fs::path file = write_sweep(cluster, kLongRun, grid);
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm").status, 0);
   const auto ids = jobs_of(cluster / "runs");
-  const std::string array = ids["array_job_id"];
+  const std::string array = ids["array_job_id"].get<std::string>();
   const fs::path run_dir = cluster / "runs" / "rope-s0";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_file(run_dir / "train.log");
   shell("scancel " + array + "_0");
-  ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"]}));
+  ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"].get<std::string>()}));
   const std::string log = read_file(run_dir / "train.log");
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
   {
@@ -225,7 +226,8 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const auto again = run("sweep " + file.string() + " --backend slurm");
   ASSERT_NE(again.output.find("1 of 1 runs submitted"), std::string::npos) << again.output;
   const auto ids2 = jobs_of(cluster / "runs");
-  ASSERT_TRUE(wait_for_jobs({ids2["array_job_id"], ids2["collect_job_id"]}));
+  ASSERT_TRUE(wait_for_jobs(
+      {ids2["array_job_id"].get<std::string>(), ids2["collect_job_id"].get<std::string>()}));
   EXPECT_EQ(results_of(cluster / "pelab.db"), want);
 }
 
@@ -238,7 +240,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   const fs::path file = write_sweep(cluster, kLongRun, grid);
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm --requeue").status, 0);
   const auto ids = jobs_of(cluster / "runs");
-  const std::string array = ids["array_job_id"];
+  const std::string array = ids["array_job_id"].get<std::string>();
   const fs::path run_dir = cluster / "runs" / "alibi-s0";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
@@ -253,10 +255,18 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
          std::chrono::steady_clock::now() < requeue_deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   shell("scontrol update JobId=" + array + "_0 StartTime=now");
-  ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"]}));
+  ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"].get<std::string>()}));
   const std::string log = read_file(run_dir / "train.log");
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
-  EXPECT_NE(log.find("requeued"), std::string::npos) << log;
+  EXPECT_NE(log.find("asking Slurm to requeue"), std::string::npos) << log;
+  EXPECT_EQ(log.find("refused"), std::string::npos) << log;
+  // Started twice: the second start resumed the checkpoint.
+  size_t starts = 0;
+  for (size_t at = 0; (at = log.find("== pelab cell", at)) != std::string::npos; ++at) ++starts;
+  EXPECT_EQ(starts, 2u) << log;
+  // The collect job may have seen the requeued element as ended; collect again by hand.
+  const auto collect = run("sweep " + file.string() + " --collect");
+  EXPECT_EQ(collect.status, 0) << collect.output;
   EXPECT_EQ(results_of(cluster / "pelab.db"), want);
 }
 

@@ -120,10 +120,13 @@ void request_requeue() {
     fmt::print(stderr, "pelab: --requeue outside a Slurm job: nothing to requeue\n");
     return;
   }
+  // Printed first: Slurm may end this process as soon as the requeue takes effect.
+  fmt::print(stderr, "pelab: asking Slurm to requeue {}; it resumes from this checkpoint\n", id);
+  std::fflush(stderr);
   const CommandResult r = run_command({"scontrol", "requeue", id});
-  fmt::print(stderr, "pelab: scontrol requeue {}: {}\n", id,
-             r.status == 0 ? std::string("requeued; it resumes from the checkpoint")
-                           : fmt::format("refused (exit code {}): {}", r.status, r.output));
+  if (r.status != 0)
+    fmt::print(stderr, "pelab: scontrol requeue {} refused (exit code {}): {}\n", id, r.status,
+               r.output);
 }
 
 }  // namespace
@@ -256,7 +259,8 @@ std::string slurm_status(const SlurmJob& job) {
     } else {
       state = "not started";
     }
-    out += fmt::format("{:>5}  {:<40} {:<12} {}/{}\n", i, run.name, state, done.size(), epochs);
+    out +=
+        fmt::format("{:>5}  {:<40} {:<12} {}/{}\n", i, run.store_name, state, done.size(), epochs);
     if (show_log) {
       std::istringstream tail(file_tail(log, 600));
       std::vector<std::string> lines;
