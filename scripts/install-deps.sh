@@ -5,7 +5,8 @@ packages=(build-essential cmake ninja-build ccache libtorch-dev libtomlplusplus-
           nlohmann-json3-dev libfmt-dev libsqlitecpp-dev libsqlite3-dev libgtest-dev gnuplot-nox
           libopenblas0-openmp  # OpenBLAS replaces the reference BLAS LibTorch would use: ~7x faster
           libdnnl-dev  # oneDNN: the linear layers (src/kernels/onednn_linear.cpp)
-          python3 python3-numpy)  # python/pelab_reader.py and its parity test (CTest)
+          python3 python3-numpy  # python/pelab_reader.py and its parity test (CTest)
+          munge slurmctld slurmd slurm-client)  # a local Slurm for the Slurm backend's tests
 # --fuzz (make fuzz): clang with libFuzzer and the sanitizer runtimes.
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 missing=()

@@ -314,7 +314,8 @@ TEST(SweepCli, KilledSweepResumesToTheSameResults) {
   {
     Store store(killed / "pelab.db", Store::Mode::kExisting);
     EXPECT_GE(store.list_runs({"", "", RunStatus::kFinished}).size(), 1u);
-    EXPECT_EQ(store.list_runs({"", "", RunStatus::kRunning}).size(), 1u);  // died with it
+    // Its sweep died: the next open shows it interrupted.
+    EXPECT_EQ(store.list_runs({"", "", RunStatus::kInterrupted}).size(), 1u);
   }
   r = run("sweep " + file.string() + " --workers 1");
   ASSERT_EQ(r.status, 0) << r.output;

@@ -1,15 +1,84 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/slurm_cli.h"
 #include "reproduce/reproduce.h"
+#include "sweep/sweep_runner.h"
 
 namespace pelab::cli {
+
+namespace {
+
+std::string absolute(const std::filesystem::path& p) {
+  return std::filesystem::absolute(p).lexically_normal().string();
+}
+
+// Every training run of the study, in a fixed order (the Slurm array's cell indices).
+std::vector<std::pair<SweepSpec, SweepRun>> reproduce_cells(const ReproducePlan& plan,
+                                                            const ReproduceOptions& options,
+                                                            int64_t threads) {
+  std::vector<std::pair<SweepSpec, SweepRun>> cells;
+  for (const auto& setup : options.setups)
+    for (const auto& spec : reproduce_sweeps(plan, setup, options))
+      for (auto& run : expand_sweep(spec, threads)) cells.emplace_back(spec, std::move(run));
+  return cells;
+}
+
+// Training as one array, then one job that ingests, analyses and writes the report: the local
+// `pelab reproduce` command, which finds the runs trained and skips to the analyses.
+void reproduce_on_slurm(const std::string& scale, const std::string& setup,
+                        const ReproducePlan& plan, const ReproduceOptions& options,
+                        const SlurmCliArgs& slurm, const std::string& report_dir, bool no_report) {
+  const auto cells = reproduce_cells(plan, options, slurm.slurm.cpus_per_task);
+  const std::string binary = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string scale_arg = std::filesystem::exists(scale) ? absolute(scale) : scale;
+  SlurmJob job;
+  job.name = "reproduce " + plan.scale;
+  for (const auto& c : cells) job.runs.push_back(c.second);
+  const std::vector<std::string> common = {"reproduce",
+                                           "--scale",
+                                           scale_arg,
+                                           "--setup",
+                                           setup,
+                                           "--out",
+                                           absolute(options.out_dir),
+                                           "--store",
+                                           absolute(options.store_path)};
+  job.cell_command = {binary};
+  job.cell_command.insert(job.cell_command.end(), common.begin(), common.end());
+  if (slurm.slurm.requeue) job.cell_command.push_back("--requeue");
+  job.collect_command = {binary};
+  job.collect_command.insert(job.collect_command.end(), common.begin(), common.end());
+  if (no_report) {
+    job.collect_command.push_back("--no-report");
+  } else {
+    job.collect_command.insert(job.collect_command.end(), {"--report", absolute(report_dir)});
+  }
+  job.state_dir = options.out_dir / ".slurm";
+  if (slurm.status) {
+    fmt::print("{}", slurm_status(job));
+  } else if (slurm.dry_run) {
+    fmt::print("{}\n# then, after the array (--dependency=afterany):\n{}",
+               array_script(job, unfinished_cells(job.runs), slurm.slurm),
+               collect_script(job, slurm.slurm));
+  } else {
+    const SlurmSubmission s = submit_slurm(job, slurm.slurm);
+    fmt::print(
+        "reproduce {}: {} of {} runs submitted as array job {}; job {} then analyses them and "
+        "writes the report; `pelab reproduce --scale {} --status` shows progress\n",
+        plan.scale, s.cells, cells.size(), s.array_job_id.empty() ? "(none)" : s.array_job_id,
+        s.collect_job_id, scale);
+  }
+}
+
+}  // namespace
 
 void add_reproduce(CLI::App& app) {
   struct Args {
     std::string scale = "small", setup = "both", out_dir, store_path = "runs/pelab.db", report_dir;
     int64_t workers = 0;
     bool no_report = false, no_progress = false;
+    SlurmCliArgs slurm;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -29,6 +98,7 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("--report", args->report_dir, "report folder (default reports/SCALE)");
   cmd->add_flag("--no-report", args->no_report, "train and analyse only");
   cmd->add_flag("--no-progress", args->no_progress, "no progress lines on stderr");
+  add_slurm_options(cmd, args->slurm);
   cmd->callback([args] {
     const ReproducePlan plan = load_plan(args->scale, ".");
     ReproduceOptions options;
@@ -39,6 +109,22 @@ void add_reproduce(CLI::App& app) {
     options.progress = !args->no_progress;
     // Check every sweep's configs before anything trains.
     for (const auto& setup : options.setups) (void)reproduce_sweeps(plan, setup, options);
+    const SlurmCliArgs& slurm = args->slurm;
+    const std::string report_dir =
+        args->report_dir.empty() ? "reports/" + plan.scale : args->report_dir;
+    if (slurm.cell >= 0) {
+      const auto cells =
+          reproduce_cells(plan, options, slurm_cpus_per_task().value_or(available_cores()));
+      check_cell_index(slurm.cell, static_cast<int64_t>(cells.size()));
+      const auto& [spec, run] = cells[static_cast<size_t>(slurm.cell)];
+      run_cell(spec, run, slurm.slurm.requeue);
+      return;
+    }
+    if (slurm.backend == "slurm" || slurm.status || slurm.dry_run) {
+      reproduce_on_slurm(args->scale, args->setup, plan, options, slurm, report_dir,
+                         args->no_report);
+      return;
+    }
     std::filesystem::create_directories(std::filesystem::path(options.store_path).parent_path());
     Store store(options.store_path);
     const auto s = run_reproduce(plan, options, store);
@@ -47,8 +133,6 @@ void add_reproduce(CLI::App& app) {
         plan.scale, s.runs, s.failed, s.analyses, s.train_seconds, s.analysis_seconds);
     if (s.interrupted) throw std::runtime_error("interrupted; run the same command to resume");
     if (!args->no_report) {
-      const std::string report_dir =
-          args->report_dir.empty() ? "reports/" + plan.scale : args->report_dir;
       write_scale_report(store, plan.scale, report_dir);
     }
     if (s.failed > 0)

@@ -76,7 +76,7 @@ void add_runs(CLI::App& app) {
   cmd->add_option("--sweep", args->sweep, "only this sweep's runs");
   cmd->add_option("--setup", args->setup, "only runs with this setup label");
   cmd->add_option("--status", args->status, "only runs in this state")
-      ->check(CLI::IsMember({"queued", "running", "finished", "failed"}));
+      ->check(CLI::IsMember({"queued", "running", "finished", "failed", "interrupted"}));
   cmd->add_flag("--csv", args->csv, "CSV on stdout: one row per run and epoch, with its metrics");
   cmd->callback([args] {
     const Store store(args->store_path, Store::Mode::kExisting);

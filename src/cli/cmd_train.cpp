@@ -45,10 +45,14 @@ void add_train(CLI::App& app) {
         // Only the length of the run may change when continuing it.
         Config probe;
         apply_override(probe, o);
+        if (o.rfind("train.checkpoint_every_s=", 0) == 0) {
+          options.checkpoint_every_s = probe.train.checkpoint_every_s;
+          continue;
+        }
         if (o.rfind("train.epochs=", 0) != 0)
           throw ConfigError(
               fmt::format("'{}' cannot change a resumed run; accepted with "
-                          "--resume: train.epochs=N",
+                          "--resume: train.epochs=N, train.checkpoint_every_s=S",
                           o));
         epochs = probe.train.epochs;
       }

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "store/store.h"
 #include "train/checkpoint.h"
+#include "train/interrupt.h"
 
 int main(int argc, char** argv) {
   pelab::cli::restart_with_short_openmp_spin(argv);
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const pelab::TrainingInterrupted& e) {
+    fmt::print(stderr, "pelab: {}\n", e.what());
+    return pelab::kExitInterrupted;
   } catch (const pelab::ConfigError& e) {
     fmt::print(stderr, "pelab: config error: {}\n", e.what());
     return 2;

@@ -283,6 +283,10 @@ const std::vector<Field>& schema() {
                              fixed({"fp32", "bf16"}),
                              "fp32, or bf16 mixed precision: bf16 products in the linear layers, "
                              "float32 weights, attention, LayerNorm and loss (needs AVX512_BF16)"));
+    f.push_back(real_field(std::string("train.checkpoint_every_s"), train, &R::checkpoint_every_s,
+                           0, 1e9,
+                           "seconds between checkpoints inside an epoch (step-exact resume); "
+                           "0 = only at epoch ends"));
     f.push_back(bool_field(std::string("train.track_spectra"), train, &R::track_spectra,
                            "record logit spectra and the top Hessian eigenvalue every epoch"));
     f.push_back(int_field(std::string("train.track_samples"), train, &R::track_samples, 1, 100000,

@@ -106,6 +106,9 @@ struct TrainConfig {
   int64_t seed = 0;                // model init, dropout and batch order
   int64_t threads = 0;             // 0 = all cores
   std::string precision = "fp32";  // fp32 | bf16 (mixed: bf16 products, float32 everything else)
+  // Seconds between checkpoints inside an epoch (0 = only at epoch ends); operational, like
+  // threads: it does not change the numbers.
+  double checkpoint_every_s = 300;
   // Per-epoch analysis (analysis/training_probe.h): logit spectra and the top Hessian eigenvalue.
   bool track_spectra = false;
   int64_t track_samples = 32;       // test sequences used

@@ -73,6 +73,45 @@ CREATE TABLE results (
 CREATE UNIQUE INDEX results_unique ON results (IFNULL(run_id, 0), kind, key);
 CREATE INDEX results_by_kind ON results (kind, run_id);
 )sql",
+      // 1 -> 2: the process that runs a run (pid, host), and the status `interrupted` for a
+      // run left `running` by a process that is gone. SQLite cannot alter a CHECK constraint,
+      // so the table is rebuilt (foreign keys are off while migrating: the child tables keep
+      // their rows and refer to the new table by name).
+      R"sql(
+CREATE TABLE runs_v2 (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  run_dir TEXT NOT NULL,
+  sweep TEXT NOT NULL DEFAULT '',
+  setup TEXT NOT NULL DEFAULT '',
+  config_toml TEXT NOT NULL,
+  pe TEXT NOT NULL,
+  task TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  status TEXT NOT NULL
+    CHECK (status IN ('queued', 'running', 'finished', 'failed', 'interrupted')),
+  created_at TEXT NOT NULL,
+  started_at TEXT NOT NULL DEFAULT '',
+  finished_at TEXT NOT NULL DEFAULT '',
+  train_seconds REAL NOT NULL DEFAULT 0,
+  epochs_done INTEGER NOT NULL DEFAULT 0,
+  final_train_accuracy REAL,
+  final_test_accuracy REAL,
+  exit_code INTEGER,
+  error TEXT NOT NULL DEFAULT '',
+  pid INTEGER,
+  host TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO runs_v2 (id, name, run_dir, sweep, setup, config_toml, pe, task, seed, status,
+  created_at, started_at, finished_at, train_seconds, epochs_done, final_train_accuracy,
+  final_test_accuracy, exit_code, error)
+  SELECT id, name, run_dir, sweep, setup, config_toml, pe, task, seed, status, created_at,
+  started_at, finished_at, train_seconds, epochs_done, final_train_accuracy,
+  final_test_accuracy, exit_code, error FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v2 RENAME TO runs;
+CREATE INDEX runs_by_sweep ON runs (sweep, status);
+)sql",
   };
   return all;
 }

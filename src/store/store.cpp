@@ -2,8 +2,11 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -18,7 +21,8 @@ namespace {
 
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
-const char* const kStatusNames[] = {"queued", "running", "finished", "failed"};
+const char* const kStatusNames[] = {"queued", "running", "finished", "failed", "interrupted"};
+constexpr int kStatusCount = 5;
 
 // NaN goes in as NULL (SQLite's own conversion) and comes back as NaN.
 double real_or_nan(const SQLite::Column& column) {
@@ -49,7 +53,7 @@ void bind_optional(SQLite::Statement& statement, int index, const std::optional<
 constexpr const char* kRunColumns =
     "id, name, run_dir, sweep, setup, config_toml, pe, task, seed, status, created_at, "
     "started_at, finished_at, train_seconds, epochs_done, final_train_accuracy, "
-    "final_test_accuracy, exit_code, error";
+    "final_test_accuracy, exit_code, error, pid, host";
 
 RunRecord read_run(SQLite::Statement& q) {
   RunRecord r;
@@ -72,6 +76,8 @@ RunRecord read_run(SQLite::Statement& q) {
   r.final_test_accuracy = optional_real(q.getColumn(16));
   if (!q.getColumn(17).isNull()) r.exit_code = q.getColumn(17).getInt64();
   r.error = q.getColumn(18).getString();
+  if (!q.getColumn(19).isNull()) r.pid = q.getColumn(19).getInt64();
+  r.host = q.getColumn(20).getString();
   return r;
 }
 
@@ -94,11 +100,11 @@ bool is_busy(const SQLite::Exception& e) {
 std::string run_status_name(RunStatus status) { return kStatusNames[static_cast<int>(status)]; }
 
 RunStatus parse_run_status(const std::string& name) {
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < kStatusCount; ++i)
     if (name == kStatusNames[i]) return static_cast<RunStatus>(i);
   throw StoreError(
       fmt::format("run status: bad value '{}'; accepted: queued, running, finished, "
-                  "failed",
+                  "failed, interrupted",
                   name));
 }
 
@@ -130,6 +136,7 @@ Store::Store(const fs::path& path, Mode mode, int busy_timeout_ms) : path_(path)
     // lose the last commits, and a sweep re-ingests those from the run folders.
     db_->exec("PRAGMA synchronous = NORMAL");
     db_->exec("PRAGMA foreign_keys = ON");
+    mark_dead_runs_interrupted();
   } catch (const StoreError&) {
     throw;
   } catch (const std::exception& e) {
@@ -163,6 +170,47 @@ void Store::create_or_migrate_schema() {
     db_->exec(fmt::format("UPDATE schema_version SET version = {}", v + 1));
   }
   transaction.commit();
+}
+
+namespace {
+
+std::string this_host() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+// kill(pid, 0) succeeds for a live process; EPERM means it exists but is another user's.
+bool process_alive(int64_t pid) {
+  if (pid <= 0) return false;
+  return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+}  // namespace
+
+void Store::mark_dead_runs_interrupted() {
+  // Only processes of this host can be checked; runs of other hosts keep their status.
+  const std::string host = this_host();
+  std::vector<int64_t> dead;
+  {
+    SQLite::Statement q(*db_,
+                        "SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND "
+                        "pid IS NOT NULL");
+    q.bind(1, host);
+    while (q.executeStep())
+      if (!process_alive(q.getColumn(1).getInt64())) dead.push_back(q.getColumn(0).getInt64());
+  }
+  if (dead.empty()) return;
+  write([&] {
+    for (const int64_t id : dead) {
+      // Re-checked inside the transaction: another process may have moved the run on.
+      SQLite::Statement q(*db_,
+                          "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = "
+                          "'running'");
+      q.bind(1, id);
+      q.exec();
+    }
+  });
 }
 
 void Store::transaction(const std::function<void()>& body) { write(body); }
@@ -236,10 +284,12 @@ int64_t Store::upsert_run(const RunRecord& run) {
 void Store::mark_running(int64_t run_id) {
   write([&] {
     SQLite::Statement q(*db_, fmt::format("UPDATE runs SET status = 'running', started_at = {}, "
-                                          "finished_at = '', exit_code = NULL, error = '' WHERE "
-                                          "id = ?",
+                                          "finished_at = '', exit_code = NULL, error = '', "
+                                          "pid = ?2, host = ?3 WHERE id = ?1",
                                           kNow));
     q.bind(1, run_id);
+    q.bind(2, static_cast<int64_t>(getpid()));
+    q.bind(3, this_host());
     q.exec();
   });
 }

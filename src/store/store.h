@@ -33,8 +33,11 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class RunStatus { kQueued, kRunning, kFinished, kFailed };
-std::string run_status_name(RunStatus status);  // "queued", "running", "finished", "failed"
+// kInterrupted: was `running` when the process running it died (a kill -9, a crash, a reboot);
+// resumable from its checkpoint like kQueued.
+enum class RunStatus { kQueued, kRunning, kFinished, kFailed, kInterrupted };
+// "queued", "running", "finished", "failed", "interrupted"
+std::string run_status_name(RunStatus status);
 // Throws StoreError naming the value and the accepted names.
 RunStatus parse_run_status(const std::string& name);
 
@@ -55,6 +58,10 @@ struct RunRecord {
   std::optional<double> final_train_accuracy, final_test_accuracy;  // of the last epoch
   std::optional<int64_t> exit_code;  // of the worker process, once it ended
   std::string error;                 // why it failed: the tail of the worker's log
+  // The process running it (set by mark_running, on this host): lets a later open tell a run
+  // whose process died (`interrupted`) from one still running.
+  std::optional<int64_t> pid;
+  std::string host;
 };
 
 struct AblationRecord {
@@ -89,12 +96,13 @@ struct RunFilter {
 // StoreError naming the file; a failed write leaves the store as it was.
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   static constexpr int kDefaultBusyTimeoutMs = 30000;
   enum class Mode { kCreate, kExisting };
 
   // Opens the store, creating the file (and its folder) and the schema with kCreate; kExisting
-  // refuses a missing file. Migrates an older schema; refuses a newer one.
+  // refuses a missing file. Migrates an older schema; refuses a newer one. Marks `interrupted`
+  // every run left `running` by a process of this host that no longer exists.
   explicit Store(const std::filesystem::path& path, Mode mode = Mode::kCreate,
                  int busy_timeout_ms = kDefaultBusyTimeoutMs);
   ~Store();
@@ -111,6 +119,7 @@ class Store {
   // Runs: insert or update by name (every field but id; created_at "" means now). Returns the id.
   int64_t upsert_run(const RunRecord& run);
   // Status transitions, each one transaction. Timestamps are set by the store.
+  // Records this process (getpid, hostname) as the one running it.
   void mark_running(int64_t run_id);
   void mark_queued(int64_t run_id);  // e.g. a run interrupted by Ctrl-C: resumable
   // Replaces the run's metrics and marks it finished with the last epoch's accuracies.
@@ -139,6 +148,7 @@ class Store {
 
  private:
   void create_or_migrate_schema();
+  void mark_dead_runs_interrupted();
   void write(const std::function<void()>& body);  // joins or starts a transaction
   std::filesystem::path path_;
   std::unique_ptr<SQLite::Database> db_;

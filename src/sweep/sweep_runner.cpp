@@ -16,8 +16,10 @@
 #include <sstream>
 #include <thread>
 
+#include "sweep/run_folder.h"
 #include "sweep/worker.h"
 #include "train/checkpoint.h"
+#include "train/interrupt.h"
 
 namespace pelab {
 namespace fs = std::filesystem;
@@ -86,38 +88,6 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-// Epochs recorded in a run folder's metrics.json (0 when missing or unreadable).
-std::vector<EpochMetrics> folder_metrics(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "metrics.json");
-  if (!in) return {};
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return metrics_from_json(text.str());
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
-// "" when the folder's config and the sweep's agree on everything that shapes the result
-// (train.threads may differ; train.epochs may grow), else the first key that differs.
-std::string config_difference(Config folder, Config sweep) {
-  folder.train.threads = sweep.train.threads;
-  folder.train.epochs = sweep.train.epochs;
-  std::istringstream a(to_toml(folder)), b(to_toml(sweep));
-  std::string line_a, line_b, section;
-  while (std::getline(a, line_a) && std::getline(b, line_b)) {
-    if (!line_a.empty() && line_a.front() == '[') section = line_a.substr(1, line_a.size() - 2);
-    if (line_a != line_b) {
-      const auto eq = line_a.find(" = ");
-      return fmt::format("{}.{}: the folder has {}, the sweep asks for {}", section,
-                         line_a.substr(0, eq), line_a.substr(eq + 3),
-                         line_b.substr(line_b.find(" = ") + 3));
-    }
-  }
-  return "";
-}
-
 enum class Action { kSkip, kIngest, kResume, kStart };
 
 struct PlannedRun {
@@ -131,42 +101,17 @@ struct PlannedRun {
 PlannedRun plan(const SweepSpec& spec, const SweepRun& run, const Store& store) {
   PlannedRun p;
   p.run = &run;
-  p.threads = run.config.train.threads;
-  const int64_t epochs = run.config.train.epochs;
-  const bool has_checkpoint = fs::exists(checkpoint_path(run.run_dir));
-  const auto done = folder_metrics(run.run_dir);
-  if (has_checkpoint || !done.empty()) {
-    Config folder;
-    try {
-      folder = load_config(run.run_dir / "config.toml", {});
-    } catch (const ConfigError& e) {
-      throw ConfigError(
-          fmt::format("run '{}': its folder holds a run but no readable "
-                      "config.toml ({}); move '{}' away to start it afresh",
-                      run.name, e.what(), run.run_dir.string()));
-    }
-    const std::string difference = config_difference(folder, run.config);
-    if (!difference.empty())
-      throw ConfigError(
-          fmt::format("{}: run '{}' exists in '{}' with another config ({}); "
-                      "restore the sweep file, or give the sweep another name or "
-                      "out folder",
-                      spec.source, run.name, run.run_dir.string(), difference));
-    if (folder.train.epochs > epochs)
-      throw ConfigError(
-          fmt::format("{}: run '{}' in '{}' has train.epochs = {}, the sweep asks "
-                      "for {}; accepted: the same or more epochs",
-                      spec.source, run.name, run.run_dir.string(), folder.train.epochs, epochs));
-    p.threads = folder.train.threads;
-    p.extend_epochs = folder.train.epochs < epochs;
-  }
+  const RunFolder folder = inspect_run_folder(spec, run);
+  p.threads = folder.threads;
+  p.extend_epochs = folder.extend_epochs;
   const auto record = store.find_run(run.store_name);
-  if (static_cast<int64_t>(done.size()) >= epochs) {
-    p.action = record && record->status == RunStatus::kFinished && record->epochs_done == epochs
+  if (folder.complete(run)) {
+    p.action = record && record->status == RunStatus::kFinished &&
+                       record->epochs_done == run.config.train.epochs
                    ? Action::kSkip
                    : Action::kIngest;
   } else {
-    p.action = has_checkpoint ? Action::kResume : Action::kStart;
+    p.action = folder.has_checkpoint ? Action::kResume : Action::kStart;
   }
   if (record) p.id = record->id;
   return p;
@@ -329,8 +274,9 @@ SweepSummary run_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs,
       }
       const PlannedRun& p = *it->second;
       it = active.erase(it);
-      const bool stopped_by_user =
-          exit->exit_code == 128 + SIGINT || exit->exit_code == 128 + SIGTERM;
+      const bool stopped_by_user = exit->exit_code == kExitInterrupted ||
+                                   exit->exit_code == 128 + SIGINT ||
+                                   exit->exit_code == 128 + SIGTERM;
       if (exit->exit_code == 0) {
         record_success(p, 0);
       } else if (stopped_by_user) {
@@ -364,6 +310,50 @@ SweepSummary run_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs,
                  "same command to continue\n",
                  spec.name, summary.remaining);
   }
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+SweepSummary collect_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs, Store& store,
+                           bool progress) {
+  const auto start = Clock::now();
+  SweepSummary summary;
+  summary.total = static_cast<int64_t>(runs.size());
+  std::vector<PlannedRun> planned;
+  for (const auto& run : runs) planned.push_back(plan(spec, run, store));
+  store.transaction([&] {
+    for (auto& p : planned) {
+      if (p.action == Action::kSkip) {
+        ++summary.skipped;
+        continue;
+      }
+      p.id = store.upsert_run(queued_record(spec, *p.run, store));
+      std::string why_not;
+      if (p.action == Action::kIngest && ingest(store, p, 0, why_not)) {
+        ++summary.finished;
+        continue;
+      }
+      if (p.action == Action::kIngest) {
+        ++summary.failed;
+        store.fail_run(p.id, 1, why_not);
+        continue;
+      }
+      ++summary.remaining;
+      const RunFolder folder = inspect_run_folder(spec, *p.run);
+      if (folder.has_checkpoint || folder.has_config) {
+        RunRecord r = queued_record(spec, *p.run, store);
+        r.status = RunStatus::kInterrupted;
+        r.epochs_done = static_cast<int64_t>(folder.done.size());
+        store.upsert_run(r);
+      }
+    }
+  });
+  if (progress)
+    fmt::print(stderr,
+               "sweep {}: collected {} runs: {} finished now, {} already in the store, {} "
+               "unfinished, {} with incomplete folders\n",
+               spec.name, summary.total, summary.finished, summary.skipped, summary.remaining,
+               summary.failed);
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }

@@ -43,4 +43,11 @@ int64_t threads_per_worker(int64_t workers);
 SweepSummary run_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs, Store& store,
                        const SweepOptions& options);
 
+// Records what the run folders hold, training nothing (`pelab sweep FILE --collect`; the Slurm
+// backend's last job): complete folders go into the store as finished (metrics and status in one
+// transaction); the others are marked interrupted (the folder holds a checkpoint or a config:
+// resumable) or queued (nothing yet). summary.remaining counts the unfinished ones.
+SweepSummary collect_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs, Store& store,
+                           bool progress);
+
 }  // namespace pelab

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "train/fused_adamw.h"
+#include "train/interrupt.h"
 
 namespace pelab {
 namespace fs = std::filesystem;
@@ -96,6 +97,12 @@ void save_checkpoint(const TrainState& state, const fs::path& file) {
   archive.write("epochs_done", c10::IValue(state.epochs_done));
   archive.write("steps_done", c10::IValue(state.steps_done));
   archive.write("metrics", c10::IValue(metrics_to_json(state.history)));
+  const EpochProgress& e = state.epoch_progress;
+  archive.write("epoch_step", c10::IValue(e.step));
+  archive.write("epoch_loss_sum", c10::IValue(e.loss_sum));
+  archive.write("epoch_correct", c10::IValue(e.correct));
+  archive.write("epoch_seen", c10::IValue(e.seen));
+  archive.write("epoch_train_seconds", c10::IValue(e.train_seconds));
   archive.write("rng_state", at::detail::getDefaultCPUGenerator().get_state());
   torch::serialize::OutputArchive model_archive, optimizer_archive;
   for (const auto& p : state.model->named_parameters())
@@ -108,6 +115,7 @@ void save_checkpoint(const TrainState& state, const fs::path& file) {
   const fs::path tmp = file.string() + ".tmp";
   try {
     archive.save_to(tmp.string());
+    test_pause("CHECKPOINT_WRITE");
     fs::rename(tmp, file);
   } catch (const std::exception& e) {
     fs::remove(tmp);
@@ -190,6 +198,18 @@ TrainState load_checkpoint(const fs::path& file) {
           "checkpoint '{}' does not match its configuration: the configured model has at least "
           "{:.0f} parameters but the file has only {:.0f} bytes",
           file.string(), minimum_parameter_count(state.config), file_bytes));
+    // Checkpoints from before mid-epoch checkpoints lack these: they are at an epoch boundary.
+    c10::IValue value;
+    EpochProgress& e = state.epoch_progress;
+    if (archive.try_read("epoch_step", value)) e.step = value.toInt();
+    if (archive.try_read("epoch_loss_sum", value)) e.loss_sum = value.toDouble();
+    if (archive.try_read("epoch_correct", value)) e.correct = value.toInt();
+    if (archive.try_read("epoch_seen", value)) e.seen = value.toInt();
+    if (archive.try_read("epoch_train_seconds", value)) e.train_seconds = value.toDouble();
+    if (e.step < 0 || e.seen < 0 || e.correct < 0 || e.correct > e.seen)
+          "checkpoint '{}' is damaged: epoch position step {} seen {} correct {}; accepted: "
+          "0 <= correct <= seen, step >= 0",
+          file.string(), e.step, e.seen, e.correct));
     state.model = build_model(state.config);
     torch::serialize::InputArchive model_archive, optimizer_archive;
     archive.read("model", model_archive);

@@ -1,7 +1,8 @@
 // Run folders and checkpoints. A run folder holds:
 //   config.toml     the resolved configuration (every key)
 //   checkpoint.pt   model, optimiser, schedule position, RNG state, config and metric history,
-//                   written atomically at the end of every epoch (docs/CHECKPOINTS.md)
+//                   written atomically at the end of every epoch, every train.checkpoint_every_s
+//                   inside one, and when a signal stops training (docs/CHECKPOINTS.md)
 //   metrics.json    the per-epoch metric history, rewritten atomically with each checkpoint
 #pragma once
 
@@ -35,6 +36,14 @@ struct EpochMetrics {
   nlohmann::json analysis;
 };
 
+// The running sums of a partly trained epoch, so a resumed epoch reports the same numbers.
+struct EpochProgress {
+  int64_t step = 0;  // optimiser steps of the epoch done (0 = at an epoch boundary)
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double train_seconds = 0;
+};
+
 // Everything needed to continue a run exactly.
 struct TrainState {
   Config config;
@@ -42,6 +51,7 @@ struct TrainState {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   int64_t epochs_done = 0;
   int64_t steps_done = 0;
+  EpochProgress epoch_progress;  // of epoch epochs_done + 1
   std::vector<EpochMetrics> history;
 };
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "kernels/onednn_linear.h"
+#include "train/interrupt.h"
 #include "train/schedule.h"
 
 namespace pelab {
@@ -135,6 +136,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const auto run_start = Clock::now();
   const int64_t first_epoch = state.epochs_done;
   int64_t epochs_this_call = 0;
+  InterruptScope interrupt_scope;  // SIGTERM/SIGINT: checkpoint at the next step, then stop
+  CheckpointClock checkpoint_clock(options.checkpoint_every_s.value_or(t.checkpoint_every_s));
 
   while (state.epochs_done < t.epochs &&
          (options.max_epochs_this_call == 0 || epochs_this_call < options.max_epochs_this_call)) {
@@ -142,10 +145,18 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     const auto epoch_start = Clock::now();
     model->train();
     const torch::Tensor order = epoch_order(n_train, t.seed, epoch);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    // A checkpoint from inside this epoch continues at its step with its running sums.
+    EpochProgress& progress_sums = state.epoch_progress;
+    if (progress_sums.step >= steps_per_epoch)
+      throw CheckpointError(
+          fmt::format("checkpoint in '{}' is at step {} of an epoch of {} steps; accepted: fewer",
+                      run_dir.string(), progress_sums.step, steps_per_epoch));
+    double loss_sum = progress_sums.loss_sum;
+    int64_t correct = progress_sums.correct, seen = progress_sums.seen;
+    const double earlier_train_seconds = progress_sums.train_seconds;
+    const int64_t seen_before = seen;
     double lr = 0;
-    for (int64_t b = 0; b < steps_per_epoch; ++b) {
+    for (int64_t b = progress_sums.step; b < steps_per_epoch; ++b) {
       auto rows = order.slice(0, b * t.batch_size, std::min(n_train, (b + 1) * t.batch_size));
       const Dataset batch = split.train.index(rows);
       lr = schedule.at(state.steps_done);
@@ -157,19 +168,30 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
       if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), t.grad_clip);
       optimizer.step();
       ++state.steps_done;
+      test_pause("TRAIN_STEP");
       const int64_t bs = batch.size();
       loss_sum += loss.item<double>() * double(bs);
       correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
       seen += bs;
       const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-      const double rate = double(seen) / std::max(elapsed, 1e-9);
+      progress_sums = {b + 1, loss_sum, correct, seen, earlier_train_seconds + elapsed};
+      if (b + 1 < steps_per_epoch && (interrupt_signal() != 0 || checkpoint_clock.due())) {
+        save_checkpoint(state, checkpoint_path(run_dir));
+        checkpoint_clock.restart();
+        if (interrupt_signal() != 0) {
+          progress.clear();
+          throw TrainingInterrupted(interrupt_signal(), run_dir);
+        }
+      }
+      const double rate = double(seen - seen_before) / std::max(elapsed, 1e-9);
       const double remaining_samples =
           double(n_train - seen) + double(n_train) * double(t.epochs - epoch);
       progress.update(fmt::format("epoch {}/{} step {}/{} loss {:.4f} | {:.0f} samples/s | ETA {}",
                                   epoch, t.epochs, b + 1, steps_per_epoch, loss_sum / double(seen),
                                   rate, format_duration(remaining_samples / rate)));
     }
-    const double train_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    const double train_seconds =
+        earlier_train_seconds + std::chrono::duration<double>(Clock::now() - epoch_start).count();
     const EvalResult test = evaluate(model, split.test, eval_batch);
     EpochMetrics m;
     m.epoch = epoch;
@@ -178,13 +200,16 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     m.test_loss = test.loss;
     m.test_accuracy = test.accuracy;
     m.lr = lr;
-    m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    m.seconds =
+        earlier_train_seconds + std::chrono::duration<double>(Clock::now() - epoch_start).count();
     m.train_samples_per_s = double(seen) / std::max(train_seconds, 1e-9);
     if (options.epoch_probe) m.analysis = options.epoch_probe(model, split, config);
     state.history.push_back(m);
     state.epochs_done = epoch;
+    state.epoch_progress = {};
     ++epochs_this_call;
     save_checkpoint(state, checkpoint_path(run_dir));
+    checkpoint_clock.restart();
     write_file_atomically(run_dir / "metrics.json", metrics_to_json(state.history));
     progress.clear();
     if (!options.quiet) {
@@ -197,6 +222,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
           m.train_samples_per_s, format_duration(eta));
       std::fflush(stdout);
     }
+    if (interrupt_signal() != 0 && state.epochs_done < t.epochs)
+      throw TrainingInterrupted(interrupt_signal(), run_dir);
   }
 }
 
@@ -214,8 +241,27 @@ void train_new_run(const Config& config, const fs::path& run_dir, const TrainOpt
   train(state, split, run_dir, options);
 }
 
-void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t new_total_epochs) {
+namespace {
+
+// A run folder killed before its first checkpoint holds only config.toml: it starts from step 0
+// with that config, exactly as train_new_run would have continued.
+TrainState load_or_start(const fs::path& run_dir, DatasetSplit& split) {
+  const fs::path config_file = run_dir / "config.toml";
+  if (!fs::exists(checkpoint_path(run_dir)) && fs::exists(config_file)) {
+    const Config config = load_config(config_file, {});
+    split = make_split(config.task);
+    return fresh_state(config);
+  }
   TrainState state = load_checkpoint(checkpoint_path(run_dir));
+  split = make_split(state.config.task);
+  return state;
+}
+
+}  // namespace
+
+void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t new_total_epochs) {
+  DatasetSplit split;
+  TrainState state = load_or_start(run_dir, split);
   if (new_total_epochs > 0) {
     if (new_total_epochs < state.epochs_done)
       throw ConfigError(
@@ -224,7 +270,7 @@ void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t ne
     state.config.train.epochs = new_total_epochs;
     write_file_atomically(run_dir / "config.toml", to_toml(state.config));
   }
-  train(state, make_split(state.config.task), run_dir, options);
+  train(state, split, run_dir, options);
 }
 
 }  // namespace pelab

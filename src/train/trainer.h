@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 
 #include "tasks/task.h"
 #include "train/checkpoint.h"
@@ -35,14 +36,19 @@ struct TrainOptions {
   bool quiet = false;    // no per-epoch lines on stdout
   // Stop after this many epochs in this call (0 = run to train.epochs); used to test resume.
   int64_t max_epochs_this_call = 0;
+  // Replaces the config's train.checkpoint_every_s when set (pelab train --resume DIR
+  // train.checkpoint_every_s=S); it does not change the numbers.
+  std::optional<double> checkpoint_every_s;
   // Called after each epoch's evaluation; its result is stored as the epoch's "analysis" in
   // metrics.json. Must leave the model's mode, its gradients and the global RNG as it found them
   // (so tracking does not change the training run). The CLI sets it when train.track_spectra.
   std::function<nlohmann::json(Transformer&, const DatasetSplit&, const Config&)> epoch_probe;
 };
 
-// Trains `state` on `data` (the split its config describes) from its epochs_done to
-// config.train.epochs, checkpointing into run_dir after every epoch.
+// Trains `state` on `data` (the split its config describes) from its epochs_done (and the step
+// inside the next epoch) to config.train.epochs, checkpointing into run_dir after every epoch and
+// every train.checkpoint_every_s. SIGTERM/SIGINT: checkpoint, then TrainingInterrupted
+// (train/interrupt.h).
 void train(TrainState& state, const DatasetSplit& data, const std::filesystem::path& run_dir,
            const TrainOptions& options);
 
@@ -50,7 +56,8 @@ void train(TrainState& state, const DatasetSplit& data, const std::filesystem::p
 // checkpoint), writes config.toml and trains. Bad input leaves no run folder behind.
 void train_new_run(const Config& config, const std::filesystem::path& run_dir,
                    const TrainOptions& options);
-// Loads run_dir's checkpoint and continues to train.epochs.
+// Loads run_dir's checkpoint and continues to train.epochs; a folder with a config.toml but no
+// checkpoint yet (killed before its first) starts from step 0 with that config.
 void resume_run(const std::filesystem::path& run_dir, const TrainOptions& options,
                 int64_t new_total_epochs = 0);
 
