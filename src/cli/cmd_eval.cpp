@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "train/early_stopping.h"
 #include "train/trainer.h"
 
 namespace pelab::cli {
@@ -19,7 +20,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"test", "train", "all"}));
   cmd->add_flag("--json", args->json, "print {\"accuracy\":..,\"loss\":..,\"samples\":..}");
   cmd->callback([args] {
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
+    TrainState state = load_checkpoint(reported_checkpoint_path(args->run_dir));
     configure_threads(state.config.train.threads);
     const DatasetSplit split = make_split(state.config.task);
     const EvalResult r = evaluate(state.model, select_split(split, args->split),

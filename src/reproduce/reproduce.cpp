@@ -9,6 +9,7 @@
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
 #include "sweep/sweep_runner.h"
+#include "train/early_stopping.h"
 #include "train/trainer.h"
 
 namespace pelab {
@@ -89,7 +90,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
       if (r.key == kernel_key) need_kernel = false;
   if (!need_ablation && !need_removal && !need_run_spectrum && !need_kernel) return 0;
 
-  TrainState state = load_checkpoint(checkpoint_path(run.run_dir));
+  TrainState state = load_checkpoint(reported_checkpoint_path(run.run_dir));
   configure_threads(0);
   Dataset data = select_split(make_split(state.config.task), split);
   if (plan.analysis_samples > 0 && data.size() > plan.analysis_samples)

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "train/early_stopping.h"
 #include "train/schedule.h"
 
 namespace pelab {
@@ -123,7 +124,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const Config& config = state.config;
   const auto& t = config.train;
   configure_threads(t.threads);
-  const int64_t n_train = split.train.size();
+  const TrainingSets sets = training_sets(split.train, config);
+  const int64_t n_train = sets.fit.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
   const int64_t eval_batch = eval_batch_size(t);
@@ -134,7 +136,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const int64_t first_epoch = state.epochs_done;
   int64_t epochs_this_call = 0;
 
-  while (state.epochs_done < t.epochs &&
+  while (state.epochs_done < t.epochs && !training_finished(state.history, t) &&
          (options.max_epochs_this_call == 0 || epochs_this_call < options.max_epochs_this_call)) {
     const int64_t epoch = state.epochs_done + 1;
     const auto epoch_start = Clock::now();
@@ -145,7 +147,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     double lr = 0;
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       auto rows = order.slice(0, b * t.batch_size, std::min(n_train, (b + 1) * t.batch_size));
-      const Dataset batch = split.train.index(rows);
+      const Dataset batch = sets.fit.index(rows);
       lr = schedule.at(state.steps_done);
       set_lr(optimizer, lr);
       optimizer.zero_grad();
@@ -175,6 +177,11 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     m.train_accuracy = double(correct) / double(std::max<int64_t>(seen, 1));
     m.test_loss = test.loss;
     m.test_accuracy = test.accuracy;
+    if (sets.validation.size() > 0) {
+      const EvalResult validation = evaluate(model, sets.validation, eval_batch);
+      m.validation_loss = validation.loss;
+      m.validation_accuracy = validation.accuracy;
+    }
     m.lr = lr;
     m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     m.train_samples_per_s = double(seen) / std::max(train_seconds, 1e-9);
@@ -182,6 +189,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     state.history.push_back(m);
     state.epochs_done = epoch;
     ++epochs_this_call;
+    note_stopping_state(state, run_dir);
     save_checkpoint(state, checkpoint_path(run_dir));
     write_file_atomically(run_dir / "metrics.json", metrics_to_json(state.history));
     progress.clear();
@@ -190,9 +198,9 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
       const double eta = run_elapsed / double(epoch - first_epoch) * double(t.epochs - epoch);
       fmt::print(
           "epoch {:>3}/{}  train_loss {:.4f}  train_acc {:.4f}  test_loss {:.4f}  "
-          "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}\n",
+          "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}{}\n",
           epoch, t.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr,
-          m.train_samples_per_s, format_duration(eta));
+          m.train_samples_per_s, format_duration(eta), stopping_summary(m));
       std::fflush(stdout);
     }
   }
@@ -219,6 +227,9 @@ void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t ne
           fmt::format("train.epochs: bad value {}; the run already has {} epochs; accepted: >= {}",
                       new_total_epochs, state.epochs_done, state.epochs_done));
     state.config.train.epochs = new_total_epochs;
+    if (!state.history.empty() && state.history.back().stop_reason == "ceiling" &&
+        new_total_epochs > state.epochs_done)
+      state.history.back().stop_reason.clear();  // the ceiling moved: training continues
     write_file_atomically(run_dir / "config.toml", to_toml(state.config));
   }
   train(state, make_split(state.config.task), run_dir, options);
