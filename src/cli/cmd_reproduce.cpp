@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "reproduce/dry_run.h"
 #include "reproduce/reproduce.h"
 
 namespace pelab::cli {
@@ -9,7 +10,7 @@ void add_reproduce(CLI::App& app) {
   struct Args {
     std::string scale = "small", setup = "both", out_dir, store_path = "runs/pelab.db", report_dir;
     int64_t workers = 0;
-    bool no_report = false, no_progress = false;
+    bool no_report = false, no_progress = false, dry_run = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -29,6 +30,8 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("--report", args->report_dir, "report folder (default reports/SCALE)");
   cmd->add_flag("--no-report", args->no_report, "train and analyse only");
   cmd->add_flag("--no-progress", args->no_progress, "no progress lines on stderr");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "print the runs, their estimated samples and hours on this machine; train nothing");
   cmd->callback([args] {
     const ReproducePlan plan = load_plan(args->scale, ".");
     ReproduceOptions options;
@@ -39,6 +42,10 @@ void add_reproduce(CLI::App& app) {
     options.progress = !args->no_progress;
     // Check every sweep's configs before anything trains.
     for (const auto& setup : options.setups) (void)reproduce_sweeps(plan, setup, options);
+    if (args->dry_run) {
+      fmt::print("{}", dry_run_text(plan_dry_run(plan, options)));
+      return;
+    }
     std::filesystem::create_directories(std::filesystem::path(options.store_path).parent_path());
     Store store(options.store_path);
     const auto s = run_reproduce(plan, options, store);

@@ -22,14 +22,22 @@ struct SweepName {
   std::string scale, setup, experiment;
 };
 SweepName parse_sweep(const std::string& sweep) {
+  // From the right: setups and experiments have no '-', a scale may ("paper-shape").
   SweepName out;
-  const auto first = sweep.find('-');
-  out.scale = sweep.substr(0, first);
-  if (first == std::string::npos) return out;
-  const auto second = sweep.find('-', first + 1);
-  out.setup =
-      sweep.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
-  if (second != std::string::npos) out.experiment = sweep.substr(second + 1);
+  const auto last = sweep.rfind('-');
+  if (last == std::string::npos || last == 0) {
+    out.scale = sweep;
+    return out;
+  }
+  const auto middle = sweep.rfind('-', last - 1);
+  if (middle == std::string::npos) {
+    out.scale = sweep.substr(0, last);
+    out.setup = sweep.substr(last + 1);
+    return out;
+  }
+  out.scale = sweep.substr(0, middle);
+  out.setup = sweep.substr(middle + 1, last - middle - 1);
+  out.experiment = sweep.substr(last + 1);
   return out;
 }
 

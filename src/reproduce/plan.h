@@ -8,6 +8,13 @@
 //   spectrum_positions = 64       # n of the kernel spectra
 //   removal_draws = 5             # random vectors per layer in positional-component removal
 //   workers = 2                   # training processes
+//   experiments = ["main", "rope_abs", "k_heads", "mla"]   # which sweeps (default: all four)
+//   pes = ["nope", "rope"]        # the main sweep's PEs (default: the six of the paper)
+//   tasks = ["distance"]          # tasks of the main, rope_abs and mla sweeps (default: both)
+//   train_samples_per_s = 90      # measured training speed of one worker at this shape, for
+//                                 # `--dry-run` (reproduce/dry_run.h says how it is used)
+//   expected_epochs = 12          # epochs a run is expected to stop after (early stopping);
+//                                 # default train.epochs, the ceiling
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
 //
@@ -30,6 +37,11 @@ struct ReproducePlan {
   int64_t spectrum_positions = 64;
   int64_t removal_draws = 5;
   int64_t workers = 1;
+  std::vector<std::string> experiments{"main", "rope_abs", "k_heads", "mla"};
+  std::vector<std::string> pes{"nope", "sinusoidal", "learned", "relative", "alibi", "rope"};
+  std::vector<std::string> tasks{"distance", "count"};
+  double train_samples_per_s = 0;  // 0 = not measured: the dry run gives no hours
+  int64_t expected_epochs = 0;     // 0 = train.epochs
 };
 
 // The scales shipped in configs/reproduce/ (tiny, small, paper) or any path to a plan file.

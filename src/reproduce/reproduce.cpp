@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "analysis/ablation.h"
+#include "analysis/analysis_progress.h"
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
 #include "sweep/sweep_runner.h"
@@ -57,18 +59,24 @@ std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::st
   std::vector<std::string> partial;  // k < n_heads; k = all heads is the main rope run
   for (auto k : plan.rotary_heads)
     if (k >= 0 && k < base.model.n_heads) partial.push_back(std::to_string(k));
+  const auto wanted = [&](const char* experiment) {
+    return std::find(plan.experiments.begin(), plan.experiments.end(), experiment) !=
+           plan.experiments.end();
+  };
   std::vector<SweepSpec> out;
-  out.push_back(sweep(plan, setup, options, "main",
-                      {{"model.pe", {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"}},
-                       {"task.name", {"distance", "count"}}}));
-  out.push_back(sweep(plan, setup, options, "rope_abs",
-                      {{"model.pe", {"rope_abs"}}, {"task.name", {"distance", "count"}}}));
-  if (!partial.empty())
+  if (wanted("main"))
+    out.push_back(
+        sweep(plan, setup, options, "main", {{"model.pe", plan.pes}, {"task.name", plan.tasks}}));
+  if (wanted("rope_abs"))
+    out.push_back(sweep(plan, setup, options, "rope_abs",
+                        {{"model.pe", {"rope_abs"}}, {"task.name", plan.tasks}}));
+  if (wanted("k_heads") && !partial.empty())
     out.push_back(sweep(
         plan, setup, options, "k_heads",
         {{"model.pe", {"rope"}}, {"model.rotary_heads", partial}, {"task.name", {"distance"}}}));
-  out.push_back(sweep(plan, setup, options, "mla",
-                      {{"model.pe", {"mla"}}, {"task.name", {"distance", "count"}}}));
+  if (wanted("mla"))
+    out.push_back(
+        sweep(plan, setup, options, "mla", {{"model.pe", {"mla"}}, {"task.name", plan.tasks}}));
   return out;
 }
 
@@ -99,7 +107,8 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   int64_t done = 0;
   const auto start = Clock::now();
   if (need_ablation) {
-    const auto r = ablate_heads(state.model, data, AblationMethod::kValue, batch);
+    AnalysisProgress bar("  ablate " + run.name, data.size(), progress);
+    const auto r = ablate_heads(state.model, data, AblationMethod::kValue, batch, bar.callback());
     const auto j = ablation_to_json(r, split);
     AblationRecord a;
     a.run_id = run.id;
@@ -113,7 +122,9 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
     ++done;
   }
   if (need_removal) {
-    const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch);
+    AnalysisProgress bar("  removal " + run.name, data.size(), progress);
+    const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch,
+                                               bar.callback());
     store.put_result({0, run.id, "removal", split, removal_to_json(r, split), ""});
     ++done;
   }
