@@ -1,14 +1,13 @@
 // The scales as plans: `pelab reproduce --scale S --dry-run` lists the runs, their samples and the
 // estimated hours, and the paper-shape plans hold what the claims need (reproduce/dry_run.h).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
-#include <cmath>
 
 #include "cli_runner.h"
 #include "reproduce/dry_run.h"
@@ -111,10 +110,10 @@ TEST(DryRun, SmallIsConvergedByTheRule) {
 TEST(DryRun, CommandLinePrintsRunsAndTrainsNothing) {
   const fs::path dir = fs::path(::testing::TempDir()) / "pelab_dry_run";
   fs::remove_all(dir);
-  const auto r = run(fmt::format("reproduce --scale {}/configs/reproduce/paper-shape-core.toml "
-                                 "--dry-run --out {} --store {}",
-                                 PELAB_SOURCE_DIR, (dir / "runs").string(),
-                                 (dir / "store.db").string()));
+  const auto r =
+      run(fmt::format("reproduce --scale {}/configs/reproduce/paper-shape-core.toml "
+                      "--dry-run --out {} --store {}",
+                      PELAB_SOURCE_DIR, (dir / "runs").string(), (dir / "store.db").string()));
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("scale paper-shape-core: 12 runs"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("paper-shape-core-standard-rope_abs"), std::string::npos) << r.output;
@@ -130,8 +129,8 @@ TEST(DryRun, BadPlanListsAreRefusedWithTheirKey) {
     std::ofstream(dir / "plan.toml") << text;
     return (dir / "plan.toml").string();
   };
-  for (const char* bad : {"experiments = [\"everything\"]\n", "pes = [\"ropey\"]\n",
-                          "tasks = []\n", "train_samples_per_s = -3\n"}) {
+  for (const char* bad : {"experiments = [\"everything\"]\n", "pes = [\"ropey\"]\n", "tasks = []\n",
+                          "train_samples_per_s = -3\n"}) {
     try {
       load_plan(write(bad), PELAB_SOURCE_DIR);
       ADD_FAILURE() << "accepted: " << bad;

@@ -254,8 +254,8 @@ const std::vector<Field>& schema() {
                           "test sequences the per-epoch spectra and Hessian use"));
     f.push_back(int_field(std::string("train.hessian_iterations"), train, &R::hessian_iterations, 0,
                           1000, "power iterations for the top Hessian eigenvalue; 0 = skip"));
-    f.push_back(real_field(std::string("train.validation_fraction"), train,
-                           &R::validation_fraction, 0, 0.9,
+    f.push_back(real_field(std::string("train.validation_fraction"), train, &R::validation_fraction,
+                           0, 0.9,
                            "share of the train split held out (seeded) to pick the best epoch and "
                            "stop; 0 = none"));
     f.push_back(int_field(std::string("train.patience"), train, &R::patience, 0, 1 << 20,

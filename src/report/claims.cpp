@@ -161,8 +161,7 @@ ClaimVerdict claim_task1_rope_fastest_best(const ReportData& data, const std::st
     const Order speed_order =
         rope_learns && other_learns ? compare_samples(rope, *c) : Order::kTied;
     beaten |= final_order == Order::kBelow || speed_order == Order::kBelow;
-    always_ahead &=
-        final_order == Order::kAbove && (!other_learns || speed_order == Order::kAbove);
+    always_ahead &= final_order == Order::kAbove && (!other_learns || speed_order == Order::kAbove);
     against[pe] = {{"final", stats_json(c->final_accuracy)},
                    {"samples_to_0.9_of_final", stats_json(c->samples_to_share)},
                    {"learns_beyond_length", other_learns}};

@@ -46,7 +46,8 @@ json deposits_json(const HeadAblation& a) {
       layer["accuracy_without_head"] = row;
       double low = 1, high = 0;
       for (size_t h = 0; h < row.size(); ++h)
-        if (static_cast<int64_t>(h) != d.worst_head) low = std::min(low, row[h]), high = std::max(high, row[h]);
+        if (static_cast<int64_t>(h) != d.worst_head)
+          low = std::min(low, row[h]), high = std::max(high, row[h]);
       if (row.size() > 1) layer["others_range"] = {low, high};
     }
     layers.push_back(layer);

@@ -247,10 +247,10 @@ void accuracy_section(PageBuilder& page, const ReportData& data) {
       }
       const PaperAccuracy* paper = paper_accuracy(pe, task, -1, 16);
       if (any)
-        page.html += row + (paper ? fmt::format("<td class=num>{} <small>({})</small></td>",
-                                                number(paper->accuracy, 4),
-                                                html_escaped(paper->source))
-                                  : std::string("<td>&ndash;</td>")) +
+        page.html += row +
+                     (paper ? fmt::format("<td class=num>{} <small>({})</small></td>",
+                                          number(paper->accuracy, 4), html_escaped(paper->source))
+                            : std::string("<td>&ndash;</td>")) +
                      "</tr>\n";
     }
   page.html += "</table>\n";

@@ -276,7 +276,8 @@ ReportData load_report_data(const Store& store, const std::string& scale) {
     cell.stop_reasons.push_back(convergence.stop_reason);
     cell.samples_per_epoch = samples_per_epoch(config);
     cell.length_only_accuracy = length_only_accuracy(config.task);
-    const int64_t epochs_to_share = first_epoch_reaching(curve, kSpeedShare * *r.final_test_accuracy);
+    const int64_t epochs_to_share =
+        first_epoch_reaching(curve, kSpeedShare * *r.final_test_accuracy);
     if (epochs_to_share > 0)
       cell_speed[it->second].push_back(double(epochs_to_share * cell.samples_per_epoch));
   }

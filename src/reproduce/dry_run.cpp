@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -16,7 +17,8 @@ constexpr double kEvalSpeedup = 3.0;  // forward-only evaluation vs a training s
 int64_t rows_per_epoch(const Config& c) {
   const int64_t n_train =
       static_cast<int64_t>(std::llround(c.task.train_fraction * double(c.task.samples)));
-  return n_train - static_cast<int64_t>(std::llround(c.train.validation_fraction * double(n_train)));
+  return n_train -
+         static_cast<int64_t>(std::llround(c.train.validation_fraction * double(n_train)));
 }
 
 bool is_absolute_pe(const std::string& pe) {
@@ -64,13 +66,15 @@ DryRun plan_dry_run(const ReproducePlan& plan, const ReproduceOptions& options) 
         p.run = run.name;
         p.samples_per_epoch = rows_per_epoch(c);
         p.ceiling_epochs = c.train.epochs;
-        p.expected_epochs =
-            plan.expected_epochs > 0 ? std::min(plan.expected_epochs, c.train.epochs) : c.train.epochs;
-        const int64_t n_test = c.task.samples - static_cast<int64_t>(std::llround(
-                                                    c.task.train_fraction * double(c.task.samples)));
+        p.expected_epochs = plan.expected_epochs > 0
+                                ? std::min(plan.expected_epochs, c.train.epochs)
+                                : c.train.epochs;
+        const int64_t n_test =
+            c.task.samples -
+            static_cast<int64_t>(std::llround(c.task.train_fraction * double(c.task.samples)));
         const int64_t split = setup_ablation_split(setup) == "all" ? c.task.samples : n_test;
-        const int64_t analysed = plan.analysis_samples > 0 ? std::min(plan.analysis_samples, split)
-                                                           : split;
+        const int64_t analysed =
+            plan.analysis_samples > 0 ? std::min(plan.analysis_samples, split) : split;
         p.analysis_samples = analysed * (1 + c.model.n_layers * c.model.n_heads);
         if (is_absolute_pe(c.model.pe))
           p.analysis_samples += analysed * c.model.n_layers * (1 + plan.removal_draws);
@@ -80,14 +84,14 @@ DryRun plan_dry_run(const ReproducePlan& plan, const ReproduceOptions& options) 
 }
 
 std::string dry_run_text(const DryRun& dry) {
-  std::string out = fmt::format("scale {}: {} runs, {} worker(s)\n", dry.scale, dry.runs.size(),
-                                dry.workers);
+  std::string out =
+      fmt::format("scale {}: {} runs, {} worker(s)\n", dry.scale, dry.runs.size(), dry.workers);
   out += fmt::format("{:<34} {:<34} {:>9} {:>7} {:>8} {:>12}\n", "sweep", "run", "rows/ep",
                      "ceiling", "expected", "est. samples");
   for (const auto& r : dry.runs)
-    out += fmt::format("{:<34} {:<34} {:>9} {:>7} {:>8} {:>12}\n", r.sweep, r.run,
-                       r.samples_per_epoch, r.ceiling_epochs, r.expected_epochs,
-                       r.samples_per_epoch * r.expected_epochs);
+    out +=
+        fmt::format("{:<34} {:<34} {:>9} {:>7} {:>8} {:>12}\n", r.sweep, r.run, r.samples_per_epoch,
+                    r.ceiling_epochs, r.expected_epochs, r.samples_per_epoch * r.expected_epochs);
   out += fmt::format(
       "training samples: {} expected, {} at the ceiling; analysis forward samples: {}\n",
       dry.expected_samples(), dry.ceiling_samples(), dry.analysis_samples());

@@ -88,10 +88,19 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   } catch (const toml::parse_error& e) {
     throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
   }
-  static const std::vector<std::string> known{
-      "base",          "seeds",   "rotary_heads", "analysis_samples", "spectrum_positions",
-      "removal_draws", "workers", "set",  "experiments",      "pes",
-      "tasks",         "train_samples_per_s", "expected_epochs"};
+  static const std::vector<std::string> known{"base",
+                                              "seeds",
+                                              "rotary_heads",
+                                              "analysis_samples",
+                                              "spectrum_positions",
+                                              "removal_draws",
+                                              "workers",
+                                              "set",
+                                              "experiments",
+                                              "pes",
+                                              "tasks",
+                                              "train_samples_per_s",
+                                              "expected_epochs"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
@@ -115,8 +124,8 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
   p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
   p.workers = integer(t, "workers", file, 1, 1, 64);
-  p.experiments = string_list(t, "experiments", file, p.experiments,
-                              {"main", "rope_abs", "k_heads", "mla"});
+  p.experiments =
+      string_list(t, "experiments", file, p.experiments, {"main", "rope_abs", "k_heads", "mla"});
   p.pes = string_list(t, "pes", file, p.pes,
                       {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"});
   p.tasks = string_list(t, "tasks", file, p.tasks, {"distance", "count"});
@@ -124,8 +133,8 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   if (const auto* node = t.get("train_samples_per_s")) {
     const auto v = node->value<double>();
     if (!v || *v <= 0)
-      throw ConfigError(fmt::format("{}: 'train_samples_per_s' must be a number > 0",
-                                    file.string()));
+      throw ConfigError(
+          fmt::format("{}: 'train_samples_per_s' must be a number > 0", file.string()));
     p.train_samples_per_s = *v;
   }
   if (const auto* set = t["set"].as_table())

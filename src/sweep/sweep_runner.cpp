@@ -196,8 +196,7 @@ bool ingest(Store& store, const PlannedRun& p, int64_t exit_code, std::string& w
   const SweepRun& run = *p.run;
   const int64_t epochs = run.config.train.epochs;
   auto metrics = folder_metrics(run.run_dir);
-  if (!training_finished(metrics, run.config.train) &&
-      fs::exists(checkpoint_path(run.run_dir))) {
+  if (!training_finished(metrics, run.config.train) && fs::exists(checkpoint_path(run.run_dir))) {
     try {
       metrics = load_checkpoint(checkpoint_path(run.run_dir)).history;
     } catch (const std::exception& e) {

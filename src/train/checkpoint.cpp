@@ -80,7 +80,7 @@ std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
       m.validation_accuracy = j.at("validation_accuracy").get<double>();
       m.best_epoch = j.at("best_epoch");
     }
-    if (j.contains("stop_reason")) m.stop_reason = j.at("stop_reason");
+    if (j.contains("stop_reason")) m.stop_reason = j.at("stop_reason").get<std::string>();
     if (j.contains("analysis")) m.analysis = j.at("analysis");
     history.push_back(m);
   }
