@@ -30,6 +30,11 @@ Cell make_cell(const std::string& pe, const std::string& task, const std::vector
   }
   c.final_accuracy = SeedStats::of(finals);
   c.curve_accuracy = SeedStats::of(finals);  // curves ordered like the finals
+  // Every PE reaches 0.9 x its final accuracy after 4 epochs of 1,000 samples unless a test
+  // says otherwise; the floor is the paper's Task 1 length-only Bayes accuracy.
+  c.samples_per_epoch = 1000;
+  c.samples_to_share = SeedStats::of(std::vector<double>(finals.size(), 4000.0));
+  if (task == kTask1) c.length_only_accuracy = 0.0537;
   return c;
 }
 
@@ -43,7 +48,9 @@ ReportData data_with(std::vector<Cell> cells) {
 
 // Task 1 main PEs with RoPE clearly best (three seeds each).
 std::vector<Cell> task1_rope_best() {
-  return {make_cell("rope", kTask1, {0.90, 0.91, 0.92}),
+  Cell rope = make_cell("rope", kTask1, {0.90, 0.91, 0.92});
+  rope.samples_to_share = SeedStats::of({2000, 2000, 3000});
+  return {rope,
           make_cell("sinusoidal", kTask1, {0.70, 0.71, 0.69}),
           make_cell("learned", kTask1, {0.66, 0.68, 0.67}),
           make_cell("relative", kTask1, {0.10, 0.12, 0.11}),
@@ -127,10 +134,18 @@ TEST(ClaimRules, RopeBestOnTask1) {
   EXPECT_EQ(claim_task1_rope_fastest_best(data_with(cells), kSetup).verdict, Verdict::kDoesNotHold);
   cells[1] = make_cell("sinusoidal", kTask1, {0.80, 0.95, 0.90});  // spreads overlap
   EXPECT_EQ(claim_task1_rope_fastest_best(data_with(cells), kSetup).verdict, Verdict::kMixed);
-  // Best but not fastest: a PE with a clearly larger area under its curve.
+  // Best but not fastest: a PE that learns reaches 0.9 x its own final accuracy clearly sooner.
   cells = task1_rope_best();
-  cells[1].curve_accuracy = SeedStats::of({0.95, 0.95, 0.95});
+  cells[1].samples_to_share = SeedStats::of({1000, 1000, 1000});
   EXPECT_EQ(claim_task1_rope_fastest_best(data_with(cells), kSetup).verdict, Verdict::kDoesNotHold);
+  // Within half an epoch of RoPE: tied on speed, so only mixed.
+  cells[1].samples_to_share = SeedStats::of({2000, 2000, 2700});
+  EXPECT_EQ(claim_task1_rope_fastest_best(data_with(cells), kSetup).verdict, Verdict::kMixed);
+  // A PE that does not learn beyond the length floor is quick to its own low final accuracy;
+  // that does not make it fast.
+  cells = task1_rope_best();
+  cells[5].samples_to_share = SeedStats::of({1000, 1000, 1000});  // NoPE
+  EXPECT_EQ(claim_task1_rope_fastest_best(data_with(cells), kSetup).verdict, Verdict::kHolds);
   cells.erase(cells.begin());  // no RoPE
   const auto missing = claim_task1_rope_fastest_best(data_with(cells), kSetup);
   EXPECT_EQ(missing.verdict, Verdict::kNotMeasured);
@@ -149,6 +164,14 @@ TEST(ClaimRules, Task1Ranking) {
   const auto changed = data_with(cells);
   EXPECT_EQ(claim_task1_bias_pes_fail(changed, kSetup).verdict, Verdict::kMixed);
   EXPECT_EQ(claim_task1_nope_at_chance(changed, kSetup).verdict, Verdict::kDoesNotHold);
+  // Judged against the length-only floor, not 1 / labels: 0.06 is above chance (0.014) but
+  // below the floor 0.0537 + 0.02.
+  cells[5] = make_cell("nope", kTask1, {0.06, 0.06, 0.065});
+  const auto nope_at_floor = claim_task1_nope_at_chance(data_with(cells), kSetup);
+  EXPECT_EQ(nope_at_floor.verdict, Verdict::kHolds);
+  EXPECT_DOUBLE_EQ(nope_at_floor.evidence["length_only"].get<double>(), 0.0537);
+  cells[5] = make_cell("nope", kTask1, {0.07, 0.08, 0.075});  // the spread straddles the floor
+  EXPECT_EQ(claim_task1_nope_at_chance(data_with(cells), kSetup).verdict, Verdict::kMixed);
   EXPECT_EQ(claim_task1_absolute_follow(changed, kSetup).verdict, Verdict::kDoesNotHold);
 }
 

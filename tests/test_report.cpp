@@ -44,7 +44,7 @@ class Fixture {
   explicit Fixture(const fs::path& db) : store(db) {}
   Store store;
 
-  // A finished run with a 3-epoch curve ending at `accuracy`; returns its id.
+  // A finished run with a 3-epoch curve ending at `accuracy` (RoPE's rises sooner); its id.
   int64_t run(const std::string& setup, const std::string& experiment, const std::string& pe,
               const std::string& task, int64_t seed, double accuracy, int64_t rotary_heads = -1) {
     const std::vector<std::string> overrides = {
@@ -65,7 +65,11 @@ class Fixture {
     for (int64_t e = 1; e <= 3; ++e) {
       EpochMetrics m;
       m.epoch = e;
-      m.test_accuracy = accuracy * double(e) / 3.0;
+      // RoPE reaches 0.9 x its final accuracy an epoch sooner than the others (speed rule).
+      m.test_accuracy = pe == "rope" ? accuracy * (e == 1   ? 0.5
+                                                   : e == 2 ? 0.95
+                                                            : 1.0)
+                                     : accuracy * double(e) / 3.0;
       m.train_accuracy = m.test_accuracy;
       m.seconds = 1.5;
       metrics.push_back(m);

@@ -92,14 +92,14 @@ std::vector<torch::Tensor> value_rows(torch::nn::Module& attention, int64_t head
 }  // namespace
 
 AblationResult ablate_heads(Transformer& model, const Dataset& data, AblationMethod method,
-                            int64_t batch_size) {
+                            int64_t batch_size, const std::function<void(int64_t)>& samples_done) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
   const Prepared p = prepare(model, data, method, batch_size);
   // Each branch holds H copies of the batch, so split the data to keep memory at batch_size.
   const int64_t chunk = std::max<int64_t>(1, batch_size / p.heads);
-  int64_t baseline_correct = 0;
+  int64_t baseline_correct = 0, done = 0;
   auto counts = torch::zeros({p.layers, p.heads}, torch::kLong);
   for_each_batch(data, chunk, [&](const Batch& b) {
     const int64_t B = b.tokens.size(0);
@@ -119,6 +119,8 @@ AblationResult ablate_heads(Transformer& model, const Dataset& data, AblationMet
       auto hits = model->finish(branch).argmax(-1).eq(labels).view({p.heads, B}).sum(1);
       counts[l] += hits;
     }
+    done += B;
+    if (samples_done) samples_done(done);
   });
   model->train(was_training);
   return finish_result(method, data.size(), baseline_correct, counts);

@@ -12,6 +12,7 @@
 // batch of H copies, so the layers below l are never recomputed.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -45,8 +46,10 @@ struct AblationResult {
   std::vector<LayerDeposit> deposits;
 };
 
+// samples_done (optional) is called after each batch with the samples finished so far.
 AblationResult ablate_heads(Transformer& model, const Dataset& data, AblationMethod method,
-                            int64_t batch_size);
+                            int64_t batch_size,
+                            const std::function<void(int64_t)>& samples_done = {});
 // Reference path for tests and speed comparison: one full evaluation per (layer, head); `value`
 // zeroes the weights in place and restores them.
 AblationResult ablate_heads_one_by_one(Transformer& model, const Dataset& data,

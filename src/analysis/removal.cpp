@@ -26,7 +26,8 @@ torch::Tensor removal_vectors(const torch::Tensor& p, int64_t draws, uint64_t se
 }  // namespace
 
 RemovalResult remove_positional_component(Transformer& model, const Dataset& data, int64_t draws,
-                                          uint64_t seed, int64_t batch_size) {
+                                          uint64_t seed, int64_t batch_size,
+                                          const std::function<void(int64_t)>& samples_done) {
   const auto L = data.tokens.size(1);
   const auto p = model->pe->embedding(L);
   if (!p.defined())
@@ -45,7 +46,7 @@ RemovalResult remove_positional_component(Transformer& model, const Dataset& dat
   // Variants are a batch dimension; keep the branch batch near the evaluation batch size.
   const int64_t chunk = std::max<int64_t>(1, batch_size / variants);
 
-  int64_t baseline_correct = 0;
+  int64_t baseline_correct = 0, done = 0;
   std::vector<std::vector<int64_t>> correct(layers, std::vector<int64_t>(variants, 0));
   for_each_batch(data, chunk, [&](const Batch& b) {
     const auto B = b.tokens.size(0);
@@ -62,6 +63,8 @@ RemovalResult remove_positional_component(Transformer& model, const Dataset& dat
       model->run_block(s, l);
     }
     baseline_correct += count_correct(model->finish(s), b.labels);
+    done += B;
+    if (samples_done) samples_done(done);
   });
 
   RemovalResult r;

@@ -6,6 +6,7 @@
 // All 1 + draws variants of a layer run as one batch branching off the intact residual stream.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -29,8 +30,10 @@ struct RemovalResult {
 };
 
 // Throws ConfigError when the model's PE adds no absolute vector (names the accepted PEs).
+// samples_done (optional) is called after each batch with the samples finished so far.
 RemovalResult remove_positional_component(Transformer& model, const Dataset& data, int64_t draws,
-                                          uint64_t seed, int64_t batch_size);
+                                          uint64_t seed, int64_t batch_size,
+                                          const std::function<void(int64_t)>& samples_done = {});
 nlohmann::json removal_to_json(const RemovalResult& result, const std::string& split);
 
 }  // namespace pelab

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "analysis/ablation.h"
+#include "analysis/analysis_progress.h"
 #include "cli/commands.h"
 #include "cli/run_inputs.h"
 #include "report/heatmap.h"
@@ -13,8 +14,10 @@ namespace pelab::cli {
 void add_ablate(CLI::App& app) {
   struct Args {
     std::string run_dir, split = "test", method = "value";
-    bool json = false;
+    bool json = false, no_progress = false;
     bool one_by_one = false;
+    int64_t samples = 0;
+    uint64_t seed = 0;
     std::string figure;
   };
   auto args = std::make_shared<Args>();
@@ -26,18 +29,25 @@ void add_ablate(CLI::App& app) {
   cmd->add_option("--method", args->method,
                   "value (zero the head's value rows; authors') | output | mean");
   cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->add_option("--samples", args->samples,
+                  "analyse a seeded subset of N sequences of the split (default: all)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cmd->add_option("--seed", args->seed, "seed of the --samples subset (default 0)");
+  cmd->add_flag("--no-progress", args->no_progress, "no progress line on stderr");
   cmd->add_option("--figure", args->figure,
                   "heatmap SVG to write (default RUN/ablation-METHOD-SPLIT.svg; 'none' for none)");
   cmd->add_flag("--one-by-one", args->one_by_one,
                 "use the plain loop (one full evaluation per head): the reference, slower");
   cmd->callback([args] {
     const AblationMethod method = parse_ablation_method(args->method);
-    auto [state, data] = load_run_with_split(args->run_dir, args->split);
+    auto [state, all] = load_run_with_split(args->run_dir, args->split);
+    const Dataset data = seeded_subset(all, args->samples, args->seed);
     const int64_t batch = eval_batch_size(state.config.train);
     const auto start = std::chrono::steady_clock::now();
-    const AblationResult r = args->one_by_one
-                                 ? ablate_heads_one_by_one(state.model, data, method, batch)
-                                 : ablate_heads(state.model, data, method, batch);
+    AnalysisProgress progress("ablate", data.size(), !args->no_progress && !args->one_by_one);
+    const AblationResult r =
+        args->one_by_one ? ablate_heads_one_by_one(state.model, data, method, batch)
+                         : ablate_heads(state.model, data, method, batch, progress.callback());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (const auto figure =

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "train/early_stopping.h"
 #include "train/eval_overrides.h"
 #include "train/trainer.h"
 
@@ -24,7 +25,7 @@ void add_eval(CLI::App& app) {
                   "key=value evaluation-time overrides: model.rope_scaling, "
                   "model.rope_scaling_factor, model.rope_original_length");
   cmd->callback([args] {
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
+    TrainState state = load_checkpoint(reported_checkpoint_path(args->run_dir));
     if (!args->overrides.empty()) {
       state.config = config_with_eval_overrides(state.config, args->overrides);
       state.model = rebuild_model(state.model, state.config);

@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "train/checkpoint.h"
+#include "train/early_stopping.h"
 #include "train/safetensors.h"
 
 namespace pelab::cli {
@@ -16,7 +17,7 @@ void add_export(CLI::App& app) {
   cmd->add_option("run", args->run_dir, "run folder")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out,-o", args->out_file, "FILE.safetensors")->required();
   cmd->callback([args] {
-    TrainState state = load_checkpoint(checkpoint_path(args->run_dir));
+    TrainState state = load_checkpoint(reported_checkpoint_path(args->run_dir));
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     for (const auto& p : state.model->named_parameters()) tensors.emplace_back(p.key(), p.value());
     for (const auto& b : state.model->named_buffers()) tensors.emplace_back(b.key(), b.value());

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "analysis/analysis_progress.h"
 #include "analysis/removal.h"
 #include "cli/commands.h"
 #include "cli/run_inputs.h"
@@ -11,9 +12,9 @@ namespace pelab::cli {
 void add_removal(CLI::App& app) {
   struct Args {
     std::string run_dir, split = "test", figure;
-    int64_t draws = 5;
+    int64_t draws = 5, samples = 0;
     uint64_t seed = 0;
-    bool json = false;
+    bool json = false, no_progress = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -28,12 +29,19 @@ void add_removal(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{100}));
   cmd->add_option("--seed", args->seed, "seed of the random vectors (default 0)");
   cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->add_option("--samples", args->samples,
+                  "analyse a seeded subset of N sequences of the split (default: all)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cmd->add_flag("--no-progress", args->no_progress, "no progress line on stderr");
   cmd->add_option("--figure", args->figure,
                   "SVG to write (default RUN/removal-SPLIT.svg; 'none' for none)");
   cmd->callback([args] {
-    auto [state, data] = load_run_with_split(args->run_dir, args->split);
-    const auto r = remove_positional_component(state.model, data, args->draws, args->seed,
-                                               eval_batch_size(state.config.train));
+    auto [state, all] = load_run_with_split(args->run_dir, args->split);
+    const Dataset data = seeded_subset(all, args->samples, args->seed);
+    AnalysisProgress progress("removal", data.size(), !args->no_progress);
+    const auto r =
+        remove_positional_component(state.model, data, args->draws, args->seed,
+                                    eval_batch_size(state.config.train), progress.callback());
     if (const auto figure =
             figure_path(args->figure, args->run_dir, fmt::format("removal-{}.svg", args->split))) {
       LineSeries position{"p_i removed", {}, {}, {}}, random{"random vector removed", {}, {}, {}},

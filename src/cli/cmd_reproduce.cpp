@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "cli/slurm_cli.h"
+#include "reproduce/dry_run.h"
 #include "reproduce/reproduce.h"
 #include "sweep/sweep_runner.h"
 
@@ -99,6 +100,9 @@ void add_reproduce(CLI::App& app) {
   cmd->add_flag("--no-report", args->no_report, "train and analyse only");
   cmd->add_flag("--no-progress", args->no_progress, "no progress lines on stderr");
   add_slurm_options(cmd, args->slurm);
+  cmd->get_option("--dry-run")->description(
+      "print the runs, their estimated samples and hours on this machine (and with --backend "
+      "slurm the batch scripts); train and submit nothing");
   cmd->callback([args] {
     const ReproducePlan plan = load_plan(args->scale, ".");
     ReproduceOptions options;
@@ -112,6 +116,7 @@ void add_reproduce(CLI::App& app) {
     const SlurmCliArgs& slurm = args->slurm;
     const std::string report_dir =
         args->report_dir.empty() ? "reports/" + plan.scale : args->report_dir;
+    if (slurm.dry_run) fmt::print("{}", dry_run_text(plan_dry_run(plan, options)));
     if (slurm.cell >= 0) {
       const auto cells =
           reproduce_cells(plan, options, slurm_cpus_per_task().value_or(available_cores()));
@@ -120,11 +125,12 @@ void add_reproduce(CLI::App& app) {
       run_cell(spec, run, slurm.slurm.requeue);
       return;
     }
-    if (slurm.backend == "slurm" || slurm.status || slurm.dry_run) {
+    if (slurm.backend == "slurm" || slurm.status) {
       reproduce_on_slurm(args->scale, args->setup, plan, options, slurm, report_dir,
                          args->no_report);
       return;
     }
+    if (slurm.dry_run) return;
     std::filesystem::create_directories(std::filesystem::path(options.store_path).parent_path());
     Store store(options.store_path);
     const auto s = run_reproduce(plan, options, store);

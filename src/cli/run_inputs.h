@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "train/early_stopping.h"
 #include "train/trainer.h"
 
 namespace pelab::cli {
@@ -17,7 +18,7 @@ struct RunWithData {
 
 // Loads RUN's checkpoint, sets the run's thread count and regenerates the split `split` names.
 inline RunWithData load_run_with_split(const std::string& run_dir, const std::string& split) {
-  RunWithData r{load_checkpoint(checkpoint_path(run_dir)), {}};
+  RunWithData r{load_checkpoint(reported_checkpoint_path(run_dir)), {}};
   configure_threads(r.state.config.train.threads);
   r.data = select_split(make_split(r.state.config.task), split);
   return r;

@@ -293,6 +293,15 @@ const std::vector<Field>& schema() {
                           "test sequences the per-epoch spectra and Hessian use"));
     f.push_back(int_field(std::string("train.hessian_iterations"), train, &R::hessian_iterations, 0,
                           1000, "power iterations for the top Hessian eigenvalue; 0 = skip"));
+    f.push_back(real_field(std::string("train.validation_fraction"), train, &R::validation_fraction,
+                           0, 0.9,
+                           "share of the train split held out (seeded) to pick the best epoch and "
+                           "stop; 0 = none"));
+    f.push_back(int_field(std::string("train.patience"), train, &R::patience, 0, 1 << 20,
+                          "stop after this many epochs without a validation gain > min_delta; "
+                          "0 = train to train.epochs"));
+    f.push_back(real_field(std::string("train.min_delta"), train, &R::min_delta, 0, 1,
+                           "smallest validation-accuracy gain that counts as an improvement"));
     return f;
   }();
   return fields;
@@ -430,6 +439,16 @@ void validate(const Config& c) {
           fmt::format("task.train_fraction: {} of {} samples leaves an empty split; accepted: a "
                       "fraction giving both sides at least one sample",
                       t.train_fraction, t.samples));
+  require(c.train.patience == 0 || c.train.validation_fraction > 0,
+          fmt::format("train.patience: {} needs a validation set; accepted: 0, or set "
+                      "train.validation_fraction > 0",
+                      c.train.patience));
+  const int64_t n_validation =
+      static_cast<int64_t>(std::llround(c.train.validation_fraction * double(n_train)));
+  require(c.train.validation_fraction == 0 || (n_validation >= 1 && n_validation < n_train),
+          fmt::format("train.validation_fraction: {} of {} training samples leaves an empty "
+                      "set; accepted: 0, or a fraction giving both sets at least one sample",
+                      c.train.validation_fraction, n_train));
 }
 
 std::string to_toml(const Config& config) {

@@ -113,6 +113,12 @@ struct TrainConfig {
   bool track_spectra = false;
   int64_t track_samples = 32;       // test sequences used
   int64_t hessian_iterations = 10;  // power iterations; 0 = no Hessian
+  // Early stopping (train/early_stopping.h): a validation set carved from the train split; stop
+  // once validation accuracy has not improved by min_delta for patience epochs (0 = train to
+  // train.epochs, which stays the ceiling).
+  double validation_fraction = 0.0;
+  int64_t patience = 0;
+  double min_delta = 0.0;
 };
 
 struct Config {

@@ -29,6 +29,8 @@ struct ClaimVerdict {
   Verdict verdict = Verdict::kNotMeasured;
   std::string rule;
   nlohmann::json evidence = nlohmann::json::object();  // the numbers the rule read
+  nlohmann::json paper;  // the paper's numbers for the claim (report/paper_numbers.h)
+  std::string scale;     // the scale whose runs decided the verdict
 };
 
 // Thresholds the rules use (docs/CLAIMS.md explains each choice).
@@ -74,7 +76,7 @@ ClaimVerdict claim_spectral_contraction(const ReportData& data, const std::strin
 
 // Every claim for every setup of the data, setups in data order.
 std::vector<ClaimVerdict> evaluate_claims(const ReportData& data);
-// [{"id", "claim", "setup", "verdict", "rule", "evidence"}], pretty-printed.
+// [{"id", "claim", "setup", "scale", "verdict", "rule", "evidence", "paper"}], pretty-printed.
 std::string claims_to_json(const std::vector<ClaimVerdict>& claims);
 
 }  // namespace pelab

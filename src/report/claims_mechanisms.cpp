@@ -31,14 +31,27 @@ bool layer_is_deposit(const HeadAblation& a, size_t layer) {
   return layer < a.deposits.size() && a.deposits[layer].single_head_deposit;
 }
 
+// Per layer: the deposit rule's numbers and the accuracy without each head, so that a verdict
+// can be read beside the paper's per-layer figures (its `paper` field).
 json deposits_json(const HeadAblation& a) {
   json layers = json::array();
-  for (const auto& d : a.deposits)
-    layers.push_back({{"layer", d.layer + 1},  // numbered from 1, as in the paper
-                      {"worst_head", d.worst_head},
-                      {"drop", d.drop},
-                      {"share", d.share},
-                      {"single_head_deposit", d.single_head_deposit}});
+  for (const auto& d : a.deposits) {
+    json layer = {{"layer", d.layer + 1},  // numbered from 1, as in the paper
+                  {"worst_head", d.worst_head},
+                  {"drop", d.drop},
+                  {"share", d.share},
+                  {"single_head_deposit", d.single_head_deposit}};
+    if (d.layer >= 0 && d.layer < static_cast<int64_t>(a.accuracy.size())) {
+      const auto& row = a.accuracy[static_cast<size_t>(d.layer)];
+      layer["accuracy_without_head"] = row;
+      double low = 1, high = 0;
+      for (size_t h = 0; h < row.size(); ++h)
+        if (static_cast<int64_t>(h) != d.worst_head)
+          low = std::min(low, row[h]), high = std::max(high, row[h]);
+      if (row.size() > 1) layer["others_range"] = {low, high};
+    }
+    layers.push_back(layer);
+  }
   return {{"seed", a.seed}, {"baseline_accuracy", a.baseline_accuracy}, {"layers", layers}};
 }
 

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "report/paper_numbers.h"
 #include "report/report_figures.h"
 #include "report/zoo_section.h"
 #include "train/checkpoint.h"
@@ -160,10 +161,14 @@ void claims_section(PageBuilder& page, const ReportData& data,
       "<h2 id=\"claims\">Claims (PAPER.md section 6)</h2>\n<p>Each claim of the study, "
       "split into checkable statements, with the rule that decides its verdict and the "
       "numbers the rule read (docs/CLAIMS.md). &ldquo;Clearly beats&rdquo; means the "
-      "difference of means exceeds max(0.02, std + std) over seeds.</p>\n";
+      "difference of means exceeds max(0.02, std + std) over seeds. Every verdict comes from "
+      "the runs of scale <code>" +
+      html_escaped(data.scale) +
+      "</code>; the last column holds the paper's numbers (PAPER.md section 7).</p>\n";
   page.html += "<table class=\"claims\"><tr><th>claim</th><th>rule</th>";
-  for (const auto& setup : data.setups) page.html += "<th>" + html_escaped(setup) + "</th>";
-  page.html += "</tr>\n";
+  for (const auto& setup : data.setups)
+    page.html += "<th>" + html_escaped(setup) + " (" + html_escaped(data.scale) + ")</th>";
+  page.html += "<th>paper</th></tr>\n";
   std::vector<std::string> order;
   std::map<std::string, std::map<std::string, const ClaimVerdict*>> by_id;
   for (const auto& c : claims) {
@@ -184,7 +189,8 @@ void claims_section(PageBuilder& page, const ReportData& data,
           "<td>{}<details><summary>evidence</summary><pre>{}</pre></details></td>",
           verdict_badge(it->second->verdict), html_escaped(it->second->evidence.dump(1)));
     }
-    page.html += "</tr>\n";
+    page.html += fmt::format("<td class=\"rule\">{}</td></tr>\n",
+                             html_escaped(paper_for_claim(id).value("text", std::string())));
   }
   page.html += "</table>\n";
 }
@@ -193,10 +199,30 @@ void accuracy_section(PageBuilder& page, const ReportData& data) {
   page.html +=
       "<h2>Accuracy</h2>\n<p>Final test accuracy, mean &plusmn; std over seeds "
       "[min&ndash;max, n seeds]; below it the mean test accuracy over all epochs (area "
-      "under the learning curve, the rules' measure of speed).</p>\n<table><tr><th>PE"
-      "</th><th>task</th>";
+      "under the learning curve) and the training samples until the test accuracy first "
+      "reached 0.9 x the run's own final accuracy (the rules' measure of speed). "
+      "<em>not converged</em>: runs that stopped at the train.epochs ceiling rather than on a "
+      "validation plateau. The <em>paper</em> column quotes PAPER.md section 7 (its shape: 6 "
+      "layers, 16 heads, 70 distance labels).</p>\n<table><tr><th>PE</th><th>task</th>";
   for (const auto& setup : data.setups) page.html += "<th>" + html_escaped(setup) + "</th>";
-  page.html += "</tr>\n";
+  page.html += "<th>paper</th></tr>\n";
+  for (const auto& task : {kTask1, kTask2}) {
+    std::string row = fmt::format("<tr><td><em>length only</em></td><td>{}</td>", task);
+    bool any = false;
+    for (const auto& setup : data.setups) {
+      const Cell* c = nullptr;
+      for (const auto& cell : data.cells)
+        if (cell.setup == setup && cell.task == task && std::isfinite(cell.length_only_accuracy))
+          c = &cell;
+      any |= c != nullptr;
+      row += c ? fmt::format("<td class=num>{} <small>(chance {})</small></td>",
+                             number(c->length_only_accuracy), number(c->chance()))
+               : "<td class=missing>&ndash;</td>";
+    }
+    if (any)
+      page.html += row + fmt::format("<td class=num>{}</td></tr>\n",
+                                     task == std::string(kTask1) ? "0.054" : "0.0099");
+  }
   for (const auto& pe : kReportPes)
     for (const auto& task : {kTask1, kTask2}) {
       std::string row = fmt::format("<tr><td>{}</td><td>{}</td>", pe, task);
@@ -204,15 +230,29 @@ void accuracy_section(PageBuilder& page, const ReportData& data) {
       for (const auto& setup : data.setups) {
         const Cell* c = data.find(setup, pe, task);
         any |= c != nullptr;
-        row += c ? fmt::format("<td class=num>{}<br><small>curve {}</small>{}</td>",
-                               stats_text(c->final_accuracy), stats_text(c->curve_accuracy),
-                               c->unfinished_runs
-                                   ? fmt::format("<br><small class=missing>{} unfinished</small>",
-                                                 c->unfinished_runs)
-                                   : "")
+        row += c ? fmt::format(
+                       "<td class=num>{}<br><small>curve {}</small><br><small>samples to 0.9 x "
+                       "final {}</small>{}{}</td>",
+                       stats_text(c->final_accuracy), stats_text(c->curve_accuracy),
+                       stats_text(c->samples_to_share),
+                       c->ceiling_runs()
+                           ? fmt::format("<br><small class=missing>not converged: {} of {} "
+                                         "runs hit the ceiling</small>",
+                                         c->ceiling_runs(), c->stop_reasons.size())
+                           : "",
+                       c->unfinished_runs
+                           ? fmt::format("<br><small class=missing>{} unfinished</small>",
+                                         c->unfinished_runs)
+                           : "")
                  : "<td class=\"missing\">not measured</td>";
       }
-      if (any) page.html += row + "</tr>\n";
+      const PaperAccuracy* paper = paper_accuracy(pe, task, -1, 16);
+      if (any)
+        page.html += row +
+                     (paper ? fmt::format("<td class=num>{} <small>({})</small></td>",
+                                          number(paper->accuracy, 4), html_escaped(paper->source))
+                            : std::string("<td>&ndash;</td>")) +
+                     "</tr>\n";
     }
   page.html += "</table>\n";
   for (const auto& setup : data.setups)
@@ -281,13 +321,20 @@ void rotary_heads_section(PageBuilder& page, const ReportData& data) {
   }
   page.figure("rotary-heads.svg", "Task 1 accuracy against the number of rotary heads",
               [&](const fs::path& svg) { write_rotary_heads_svg(svg, data); });
-  page.html += "<table><tr><th>setup</th><th>k</th><th>final accuracy</th></tr>\n";
+  page.html +=
+      "<table><tr><th>setup</th><th>k</th><th>final accuracy</th><th>paper (k of 16 "
+      "heads)</th></tr>\n";
   for (const auto& c : data.cells)
-    if (c.pe == "rope" && c.task == kTask1)
+    if (c.pe == "rope" && c.task == kTask1) {
+      const PaperAccuracy* paper = paper_accuracy(c.pe, c.task, c.rotary_heads, c.n_heads);
       page.html += fmt::format(
-          "<tr><td>{}</td><td class=num>{}</td><td class=num>{}</td></tr>\n", html_escaped(c.setup),
+          "<tr><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td></tr>\n",
+          html_escaped(c.setup),
           c.rotary_heads < 0 ? std::string("all") : std::to_string(c.rotary_heads),
-          stats_text(c.final_accuracy));
+          stats_text(c.final_accuracy),
+          paper ? number(paper->accuracy) + " <small>(" + html_escaped(paper->source) + ")</small>"
+                : std::string("&ndash;"));
+    }
   page.html += "</table>\n";
 }
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "config/config.h"
+#include "report/convergence.h"
 
 namespace pelab {
 
@@ -21,14 +22,22 @@ struct SweepName {
   std::string scale, setup, experiment;
 };
 SweepName parse_sweep(const std::string& sweep) {
+  // From the right: setups and experiments have no '-', a scale may ("paper-shape").
   SweepName out;
-  const auto first = sweep.find('-');
-  out.scale = sweep.substr(0, first);
-  if (first == std::string::npos) return out;
-  const auto second = sweep.find('-', first + 1);
-  out.setup =
-      sweep.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
-  if (second != std::string::npos) out.experiment = sweep.substr(second + 1);
+  const auto last = sweep.rfind('-');
+  if (last == std::string::npos || last == 0) {
+    out.scale = sweep;
+    return out;
+  }
+  const auto middle = sweep.rfind('-', last - 1);
+  if (middle == std::string::npos) {
+    out.scale = sweep.substr(0, last);
+    out.setup = sweep.substr(last + 1);
+    return out;
+  }
+  out.scale = sweep.substr(0, middle);
+  out.setup = sweep.substr(middle + 1, last - middle - 1);
+  out.experiment = sweep.substr(last + 1);
   return out;
 }
 
@@ -210,6 +219,7 @@ ReportData load_report_data(const Store& store, const std::string& scale) {
   std::map<std::string, SetupSummary> summaries;
   std::map<int64_t, std::pair<size_t, int64_t>> run_cell;  // run id -> (cell, seed)
   std::map<size_t, std::vector<std::vector<double>>> cell_curves;
+  std::map<size_t, std::vector<double>> cell_speed;  // samples to kSpeedShare, per run
   for (const auto& r : runs) {
     Config config;
     try {
@@ -257,9 +267,19 @@ ReportData load_report_data(const Store& store, const std::string& scale) {
     cell.run_ids.push_back(r.id);
     cell.seeds.push_back(r.seed);
     run_cell[r.id] = {it->second, r.seed};
+    const auto metrics = store.metrics(r.id);
     std::vector<double> curve;
-    for (const auto& m : store.metrics(r.id)) curve.push_back(m.test_accuracy);
+    for (const auto& m : metrics) curve.push_back(m.test_accuracy);
     cell_curves[it->second].push_back(curve);
+    const RunConvergence convergence = run_convergence(r, metrics, config);
+    cell.epochs_trained.push_back(convergence.epochs);
+    cell.stop_reasons.push_back(convergence.stop_reason);
+    cell.samples_per_epoch = samples_per_epoch(config);
+    cell.length_only_accuracy = length_only_accuracy(config.task);
+    const int64_t epochs_to_share =
+        first_epoch_reaching(curve, kSpeedShare * *r.final_test_accuracy);
+    if (epochs_to_share > 0)
+      cell_speed[it->second].push_back(double(epochs_to_share * cell.samples_per_epoch));
   }
 
   for (size_t i = 0; i < data.cells.size(); ++i) {
@@ -277,6 +297,7 @@ ReportData load_report_data(const Store& store, const std::string& scale) {
       if (!c.empty()) curve_means.push_back(SeedStats::of(c).mean);
     }
     cell.curve_accuracy = SeedStats::of(curve_means);
+    cell.samples_to_share = SeedStats::of(cell_speed[i]);
     for (size_t e = 0; e < epochs; ++e) {
       std::vector<double> at_epoch;
       for (const auto& c : curves)

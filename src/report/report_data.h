@@ -7,6 +7,7 @@
 // a cell counts once (the k-heads sweep's "all heads" runs repeat the main RoPE runs).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -92,6 +93,9 @@ struct SpectrumData {
   std::vector<LogitSpectrum> logit_spectra;
 };
 
+// "Learns fastest": fewest training samples to reach this share of the PE's own final accuracy.
+inline constexpr double kSpeedShare = 0.9;
+
 // One configuration (setup, PE, task, rotary heads) over its seeds.
 struct Cell {
   std::string setup, pe, task;
@@ -102,6 +106,19 @@ struct Cell {
   int64_t unfinished_runs = 0;          // queued, running or failed
   SeedStats final_accuracy;             // final test accuracy
   SeedStats curve_accuracy;             // mean test accuracy over the epochs (area under curve)
+  // Training samples until the test accuracy first reaches kSpeedShare x the run's own final
+  // accuracy (epochs x samples per epoch): the rules' measure of "learns fastest".
+  SeedStats samples_to_share;
+  int64_t samples_per_epoch = 0;  // rows the optimiser sees per epoch (train split - validation)
+  // Best accuracy from the sequence length alone (tasks/length_bayes.h); NaN for other tasks.
+  double length_only_accuracy = std::numeric_limits<double>::quiet_NaN();
+  // Per finished run, by seed: epochs trained and why training stopped ("plateau": converged by
+  // the early-stopping rule; "ceiling": train.epochs reached, so not shown to be converged).
+  std::vector<int64_t> epochs_trained;
+  std::vector<std::string> stop_reasons;
+  int64_t ceiling_runs() const {
+    return std::count(stop_reasons.begin(), stop_reasons.end(), std::string("ceiling"));
+  }
   std::vector<double> curve_mean, curve_std;  // test accuracy per epoch, over seeds
   std::vector<HeadAblation> ablations;        // by seed
   std::vector<PositionRemoval> removals;      // by seed

@@ -1,7 +1,10 @@
 #include "reproduce/plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
+
+#include <algorithm>
 
 #include "config/config.h"
 
@@ -38,6 +41,27 @@ int64_t integer(const toml::table& t, const std::string& key, const fs::path& fi
   return *v;
 }
 
+std::vector<std::string> string_list(const toml::table& t, const std::string& key,
+                                     const fs::path& file, std::vector<std::string> fallback,
+                                     const std::vector<std::string>& accepted) {
+  const auto* node = t.get(key);
+  if (!node) return fallback;
+  const auto* array = node->as_array();
+  if (!array || array->empty())
+    throw ConfigError(fmt::format("{}: '{}' must be a non-empty list of strings; accepted: {}",
+                                  file.string(), key, fmt::join(accepted, ", ")));
+  std::vector<std::string> out;
+  for (const auto& v : *array) {
+    const auto text = v.value<std::string>();
+    if (!text || std::find(accepted.begin(), accepted.end(), *text) == accepted.end())
+      throw ConfigError(fmt::format("{}: '{}' holds {}; accepted: {}", file.string(), key,
+                                    text ? "'" + *text + "'" : std::string("a non-string"),
+                                    fmt::join(accepted, ", ")));
+    out.push_back(*text);
+  }
+  return out;
+}
+
 std::string override_text(const toml::node& value) {
   // By node type: toml++'s value<T>() converts between types (an integer reads as a bool).
   if (value.is_string()) return *value.value<std::string>();
@@ -64,15 +88,26 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   } catch (const toml::parse_error& e) {
     throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
   }
-  static const std::vector<std::string> known{
-      "base",          "seeds",   "rotary_heads", "analysis_samples", "spectrum_positions",
-      "removal_draws", "workers", "set",          "experiments"};
+  static const std::vector<std::string> known{"base",
+                                              "seeds",
+                                              "rotary_heads",
+                                              "analysis_samples",
+                                              "spectrum_positions",
+                                              "removal_draws",
+                                              "workers",
+                                              "set",
+                                              "experiments",
+                                              "pes",
+                                              "tasks",
+                                              "train_samples_per_s",
+                                              "expected_epochs"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
           fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
                       "analysis_samples, spectrum_positions, removal_draws, "
-                      "workers, experiments, [set]",
+                      "workers, experiments, pes, tasks, train_samples_per_s, "
+                      "expected_epochs, [set]",
                       file.string(), std::string(key.str())));
   ReproducePlan p;
   p.file = file;
@@ -89,22 +124,18 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
   p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
   p.workers = integer(t, "workers", file, 1, 1, 64);
-  if (const auto* node = t.get("experiments")) {
-    static const std::vector<std::string> accepted{"main", "rope_abs", "k_heads", "mla", "zoo"};
-    const auto* array = node->as_array();
-    if (!array || array->empty())
-      throw ConfigError(fmt::format(
-          "{}: 'experiments' must be a non-empty list of: main, rope_abs, k_heads, mla, zoo",
-          file.string()));
-    p.experiments.clear();
-    for (const auto& v : *array) {
-      const auto name = v.value<std::string>();
-      if (!name || std::find(accepted.begin(), accepted.end(), *name) == accepted.end())
-        throw ConfigError(
-            fmt::format("{}: 'experiments' holds '{}'; accepted: main, rope_abs, k_heads, mla, zoo",
-                        file.string(), name.value_or("a non-string")));
-      p.experiments.push_back(*name);
-    }
+  p.experiments = string_list(t, "experiments", file, p.experiments,
+                              {"main", "rope_abs", "k_heads", "mla", "zoo"});
+  p.pes = string_list(t, "pes", file, p.pes,
+                      {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"});
+  p.tasks = string_list(t, "tasks", file, p.tasks, {"distance", "count"});
+  p.expected_epochs = integer(t, "expected_epochs", file, 0, 0, 1 << 20);
+  if (const auto* node = t.get("train_samples_per_s")) {
+    const auto v = node->value<double>();
+    if (!v || *v <= 0)
+      throw ConfigError(
+          fmt::format("{}: 'train_samples_per_s' must be a number > 0", file.string()));
+    p.train_samples_per_s = *v;
   }
   if (const auto* set = t["set"].as_table())
     for (const auto& [key, value] : *set)

@@ -8,8 +8,14 @@
 //   spectrum_positions = 64       # n of the kernel spectra
 //   removal_draws = 5             # random vectors per layer in positional-component removal
 //   workers = 2                   # training processes
-//   experiments = ["main", ...]   # sweeps to run: main, rope_abs, k_heads, mla (the default,
-//                                 # all four) and zoo (the PE zoo, reproduce/zoo.h)
+//   experiments = ["main", "rope_abs", "k_heads", "mla"]   # which sweeps (default: the four
+//                                 # of the study); also "zoo" (the PE zoo, reproduce/zoo.h)
+//   pes = ["nope", "rope"]        # the main sweep's PEs (default: the six of the paper)
+//   tasks = ["distance"]          # tasks of the main, rope_abs, mla and zoo sweeps (default: both)
+//   train_samples_per_s = 90      # measured training speed of one worker at this shape, for
+//                                 # `--dry-run` (reproduce/dry_run.h says how it is used)
+//   expected_epochs = 12          # epochs a run is expected to stop after (early stopping);
+//                                 # default train.epochs, the ceiling
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
 //
@@ -34,6 +40,10 @@ struct ReproducePlan {
   int64_t removal_draws = 5;
   int64_t workers = 1;
   std::vector<std::string> experiments{"main", "rope_abs", "k_heads", "mla"};
+  std::vector<std::string> pes{"nope", "sinusoidal", "learned", "relative", "alibi", "rope"};
+  std::vector<std::string> tasks{"distance", "count"};
+  double train_samples_per_s = 0;  // 0 = not measured: the dry run gives no hours
+  int64_t expected_epochs = 0;     // 0 = train.epochs
   bool includes(const std::string& experiment) const {
     return std::find(experiments.begin(), experiments.end(), experiment) != experiments.end();
   }

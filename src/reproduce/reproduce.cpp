@@ -2,14 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "analysis/ablation.h"
+#include "analysis/analysis_progress.h"
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
 #include "reproduce/zoo.h"
 #include "sweep/sweep_runner.h"
+#include "train/early_stopping.h"
 #include "train/trainer.h"
 
 namespace pelab {
@@ -58,19 +61,22 @@ std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::st
   for (auto k : plan.rotary_heads)
     if (k >= 0 && k < base.model.n_heads) partial.push_back(std::to_string(k));
   std::vector<SweepSpec> out;
-  out.push_back(sweep(plan, setup, options, "main",
-                      {{"model.pe", {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"}},
-                       {"task.name", {"distance", "count"}}}));
-  out.push_back(sweep(plan, setup, options, "rope_abs",
-                      {{"model.pe", {"rope_abs"}}, {"task.name", {"distance", "count"}}}));
-  if (!partial.empty())
+  if (plan.includes("main"))
+    out.push_back(
+        sweep(plan, setup, options, "main", {{"model.pe", plan.pes}, {"task.name", plan.tasks}}));
+  if (plan.includes("rope_abs"))
+    out.push_back(sweep(plan, setup, options, "rope_abs",
+                        {{"model.pe", {"rope_abs"}}, {"task.name", plan.tasks}}));
+  if (plan.includes("k_heads") && !partial.empty())
     out.push_back(sweep(
         plan, setup, options, "k_heads",
         {{"model.pe", {"rope"}}, {"model.rotary_heads", partial}, {"task.name", {"distance"}}}));
-  out.push_back(sweep(plan, setup, options, "mla",
-                      {{"model.pe", {"mla"}}, {"task.name", {"distance", "count"}}}));
-  if (plan.includes("zoo")) out.push_back(zoo_sweep(out.front()));
-  std::erase_if(out, [&](const SweepSpec& s) { return !plan.includes(sweep_experiment(s)); });
+  if (plan.includes("mla"))
+    out.push_back(
+        sweep(plan, setup, options, "mla", {{"model.pe", {"mla"}}, {"task.name", plan.tasks}}));
+  if (plan.includes("zoo"))
+    out.push_back(
+        sweep(plan, setup, options, "zoo", {{"model.pe", zoo_pes()}, {"task.name", plan.tasks}}));
   return out;
 }
 
@@ -92,7 +98,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
       if (r.key == kernel_key) need_kernel = false;
   if (!need_ablation && !need_removal && !need_run_spectrum && !need_kernel) return 0;
 
-  TrainState state = load_checkpoint(checkpoint_path(run.run_dir));
+  TrainState state = load_checkpoint(reported_checkpoint_path(run.run_dir));
   configure_threads(0);
   Dataset data = select_split(make_split(state.config.task), split);
   if (plan.analysis_samples > 0 && data.size() > plan.analysis_samples)
@@ -101,7 +107,8 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   int64_t done = 0;
   const auto start = Clock::now();
   if (need_ablation) {
-    const auto r = ablate_heads(state.model, data, AblationMethod::kValue, batch);
+    AnalysisProgress bar("  ablate " + run.name, data.size(), progress);
+    const auto r = ablate_heads(state.model, data, AblationMethod::kValue, batch, bar.callback());
     const auto j = ablation_to_json(r, split);
     AblationRecord a;
     a.run_id = run.id;
@@ -115,7 +122,9 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
     ++done;
   }
   if (need_removal) {
-    const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch);
+    AnalysisProgress bar("  removal " + run.name, data.size(), progress);
+    const auto r = remove_positional_component(state.model, data, plan.removal_draws, 0, batch,
+                                               bar.callback());
     store.put_result({0, run.id, "removal", split, removal_to_json(r, split), ""});
     ++done;
   }

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "store/schema.h"
+#include "train/early_stopping.h"
 
 namespace pelab {
 namespace fs = std::filesystem;
@@ -320,8 +321,10 @@ void Store::finish_run(int64_t run_id, const std::vector<EpochMetrics>& metrics,
       q.bind(4);
       q.bind(5);
     } else {
-      q.bind(4, metrics.back().train_accuracy);
-      q.bind(5, metrics.back().test_accuracy);
+      // The reported model's epoch: the best validation epoch, else the last (early_stopping.h).
+      const EpochMetrics& reported = reported_epoch(metrics);
+      q.bind(4, reported.train_accuracy);
+      q.bind(5, reported.test_accuracy);
     }
     q.bind(6, exit_code);
     q.exec();

@@ -8,6 +8,7 @@
 
 #include "sweep/sweep_spec.h"
 #include "train/checkpoint.h"
+#include "train/early_stopping.h"
 
 namespace pelab {
 
@@ -17,9 +18,8 @@ struct RunFolder {
   std::vector<EpochMetrics> done;  // metrics.json's epochs
   int64_t threads = 0;             // train.threads the folder's run uses
   bool extend_epochs = false;      // the sweep asks for more epochs than the folder's config
-  bool complete(const SweepRun& run) const {
-    return static_cast<int64_t>(done.size()) >= run.config.train.epochs;
-  }
+  // Finished by the run's own rule: the epoch ceiling, or a validation plateau.
+  bool complete(const SweepRun& run) const { return training_finished(done, run.config.train); }
 };
 
 // Epochs recorded in a run folder's metrics.json (none when missing or unreadable).

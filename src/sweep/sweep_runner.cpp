@@ -107,7 +107,7 @@ PlannedRun plan(const SweepSpec& spec, const SweepRun& run, const Store& store) 
   const auto record = store.find_run(run.store_name);
   if (folder.complete(run)) {
     p.action = record && record->status == RunStatus::kFinished &&
-                       record->epochs_done == run.config.train.epochs
+                       record->epochs_done == static_cast<int64_t>(folder.done.size())
                    ? Action::kSkip
                    : Action::kIngest;
   } else {
@@ -139,14 +139,14 @@ bool ingest(Store& store, const PlannedRun& p, int64_t exit_code, std::string& w
   const SweepRun& run = *p.run;
   const int64_t epochs = run.config.train.epochs;
   auto metrics = folder_metrics(run.run_dir);
-  if (static_cast<int64_t>(metrics.size()) < epochs && fs::exists(checkpoint_path(run.run_dir))) {
+  if (!training_finished(metrics, run.config.train) && fs::exists(checkpoint_path(run.run_dir))) {
     try {
       metrics = load_checkpoint(checkpoint_path(run.run_dir)).history;
     } catch (const std::exception& e) {
       why_not = e.what();
     }
   }
-  if (static_cast<int64_t>(metrics.size()) < epochs) {
+  if (!training_finished(metrics, run.config.train)) {
     why_not =
         fmt::format("the run folder holds {} of {} epochs {}", metrics.size(), epochs, why_not);
     return false;

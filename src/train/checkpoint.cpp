@@ -54,6 +54,12 @@ std::string metrics_to_json(const std::vector<EpochMetrics>& history) {
                         {"lr", m.lr},
                         {"seconds", m.seconds},
                         {"train_samples_per_s", m.train_samples_per_s}};
+    if (m.validation_accuracy) {
+      e["validation_loss"] = *m.validation_loss;
+      e["validation_accuracy"] = *m.validation_accuracy;
+      e["best_epoch"] = m.best_epoch;
+    }
+    if (!m.stop_reason.empty()) e["stop_reason"] = m.stop_reason;
     if (!m.analysis.is_null()) e["analysis"] = m.analysis;
     out.push_back(std::move(e));
   }
@@ -72,6 +78,12 @@ std::vector<EpochMetrics> metrics_from_json(const std::string& text) {
     m.lr = j.at("lr");
     m.seconds = j.at("seconds");
     m.train_samples_per_s = j.at("train_samples_per_s");
+    if (j.contains("validation_accuracy")) {
+      m.validation_loss = j.at("validation_loss").get<double>();
+      m.validation_accuracy = j.at("validation_accuracy").get<double>();
+      m.best_epoch = j.at("best_epoch");
+    }
+    if (j.contains("stop_reason")) m.stop_reason = j.at("stop_reason").get<std::string>();
     if (j.contains("analysis")) m.analysis = j.at("analysis");
     history.push_back(m);
   }

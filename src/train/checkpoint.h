@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct EpochMetrics {
   double lr = 0;       // learning rate at the epoch's last step
   double seconds = 0;  // wall time of the epoch (training + evaluation)
   double train_samples_per_s = 0;
+  // With train.validation_fraction > 0 (train/early_stopping.h): the held-out numbers, the best
+  // epoch so far and, on the epoch after which training stopped, why ("plateau" or "ceiling").
+  std::optional<double> validation_loss, validation_accuracy;
+  int64_t best_epoch = 0;
+  std::string stop_reason;
   // Per-epoch analysis when train.track_spectra is on (null otherwise); written as "analysis".
   nlohmann::json analysis;
 };

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "kernels/onednn_linear.h"
+#include "train/early_stopping.h"
 #include "train/interrupt.h"
 #include "train/schedule.h"
 
@@ -126,7 +127,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const auto& t = config.train;
   configure_threads(t.threads);
   const Bf16LinearGuard precision(t.precision == "bf16");  // train.precision; refused without bf16
-  const int64_t n_train = split.train.size();
+  const TrainingSets sets = training_sets(split.train, config);
+  const int64_t n_train = sets.fit.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
   const int64_t eval_batch = eval_batch_size(t);
@@ -139,7 +141,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   InterruptScope interrupt_scope;  // SIGTERM/SIGINT: checkpoint at the next step, then stop
   CheckpointClock checkpoint_clock(options.checkpoint_every_s.value_or(t.checkpoint_every_s));
 
-  while (state.epochs_done < t.epochs &&
+  while (state.epochs_done < t.epochs && !training_finished(state.history, t) &&
          (options.max_epochs_this_call == 0 || epochs_this_call < options.max_epochs_this_call)) {
     const int64_t epoch = state.epochs_done + 1;
     const auto epoch_start = Clock::now();
@@ -158,7 +160,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     double lr = 0;
     for (int64_t b = progress_sums.step; b < steps_per_epoch; ++b) {
       auto rows = order.slice(0, b * t.batch_size, std::min(n_train, (b + 1) * t.batch_size));
-      const Dataset batch = split.train.index(rows);
+      const Dataset batch = sets.fit.index(rows);
       lr = schedule.at(state.steps_done);
       set_lr(optimizer, lr);
       optimizer.zero_grad();
@@ -199,6 +201,11 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     m.train_accuracy = double(correct) / double(std::max<int64_t>(seen, 1));
     m.test_loss = test.loss;
     m.test_accuracy = test.accuracy;
+    if (sets.validation.size() > 0) {
+      const EvalResult validation = evaluate(model, sets.validation, eval_batch);
+      m.validation_loss = validation.loss;
+      m.validation_accuracy = validation.accuracy;
+    }
     m.lr = lr;
     m.seconds =
         earlier_train_seconds + std::chrono::duration<double>(Clock::now() - epoch_start).count();
@@ -208,6 +215,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
     state.epochs_done = epoch;
     state.epoch_progress = {};
     ++epochs_this_call;
+    note_stopping_state(state, run_dir);
     save_checkpoint(state, checkpoint_path(run_dir));
     checkpoint_clock.restart();
     write_file_atomically(run_dir / "metrics.json", metrics_to_json(state.history));
@@ -217,9 +225,9 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
       const double eta = run_elapsed / double(epoch - first_epoch) * double(t.epochs - epoch);
       fmt::print(
           "epoch {:>3}/{}  train_loss {:.4f}  train_acc {:.4f}  test_loss {:.4f}  "
-          "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}\n",
+          "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}{}\n",
           epoch, t.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr,
-          m.train_samples_per_s, format_duration(eta));
+          m.train_samples_per_s, format_duration(eta), stopping_summary(m));
       std::fflush(stdout);
     }
     if (interrupt_signal() != 0 && state.epochs_done < t.epochs)
@@ -268,6 +276,9 @@ void resume_run(const fs::path& run_dir, const TrainOptions& options, int64_t ne
           fmt::format("train.epochs: bad value {}; the run already has {} epochs; accepted: >= {}",
                       new_total_epochs, state.epochs_done, state.epochs_done));
     state.config.train.epochs = new_total_epochs;
+    if (!state.history.empty() && state.history.back().stop_reason == "ceiling" &&
+        new_total_epochs > state.epochs_done)
+      state.history.back().stop_reason.clear();  // the ceiling moved: training continues
     write_file_atomically(run_dir / "config.toml", to_toml(state.config));
   }
   train(state, split, run_dir, options);
