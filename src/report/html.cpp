@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "report/length_section.h"
 #include "report/report_figures.h"
 #include "train/checkpoint.h"
 
@@ -402,6 +403,7 @@ ReportFiles write_report(const ReportData& data, const std::vector<ClaimVerdict>
   rotary_heads_section(page, data);
   spectra_section(page, data);
   removal_section(page, data);
+  page.html += length_sections_html(data, load_length_runs(data), out_dir, files);
 
   const std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pelab "

@@ -38,6 +38,34 @@ int64_t integer(const toml::table& t, const std::string& key, const fs::path& fi
   return *v;
 }
 
+std::vector<std::string> string_list(const toml::table& t, const std::string& key,
+                                     const fs::path& file) {
+  std::vector<std::string> out;
+  if (const auto* array = t[key].as_array())
+    for (const auto& v : *array) {
+      const auto s = v.value<std::string>();
+      if (!s) throw ConfigError(fmt::format("{}: '{}' holds a non-string", file.string(), key));
+      out.push_back(*s);
+    }
+  else if (t.contains(key))
+    throw ConfigError(fmt::format("{}: '{}' must be a list of strings", file.string(), key));
+  return out;
+}
+
+std::vector<double> number_list(const toml::table& t, const std::string& key, const fs::path& file,
+                                std::vector<double> fallback) {
+  const auto* array = t[key].as_array();
+  if (!t.contains(key)) return fallback;
+  std::vector<double> out;
+  if (array)
+    for (const auto& v : *array)
+      if (const auto d = v.value<double>(); d && *d >= 1.0) out.push_back(*d);
+  if (!array || array->empty() || out.size() != array->size())
+    throw ConfigError(
+        fmt::format("{}: '{}' must be a non-empty list of numbers >= 1", file.string(), key));
+  return out;
+}
+
 std::string override_text(const toml::node& value) {
   // By node type: toml++'s value<T>() converts between types (an integer reads as a bool).
   if (value.is_string()) return *value.value<std::string>();
@@ -53,11 +81,11 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   fs::path file = scale_or_file;
   if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
   if (!fs::exists(file))
-    throw ConfigError(
-        fmt::format("--scale '{}': no plan file {}; accepted: tiny, small, medium, paper "
-                    "(configs/reproduce/) or a "
-                    "path to a plan file",
-                    scale_or_file, file.string()));
+    throw ConfigError(fmt::format(
+        "--scale '{}': no plan file {}; accepted: tiny, small, medium, paper, length, probes "
+        "(configs/reproduce/) or a "
+        "path to a plan file",
+        scale_or_file, file.string()));
   toml::table t;
   try {
     t = toml::parse_file(file.string());
@@ -65,14 +93,15 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
     throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
   }
   static const std::vector<std::string> known{
-      "base",          "seeds",   "rotary_heads", "analysis_samples", "spectrum_positions",
-      "removal_draws", "workers", "set"};
+      "base",          "seeds",         "rotary_heads", "analysis_samples", "spectrum_positions",
+      "removal_draws", "workers",       "set",          "experiment",       "pes",
+      "tasks",         "length_factors"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
           fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
                       "analysis_samples, spectrum_positions, removal_draws, "
-                      "workers, [set]",
+                      "workers, experiment, pes, tasks, length_factors, [set]",
                       file.string(), std::string(key.str())));
   ReproducePlan p;
   p.file = file;
@@ -89,6 +118,13 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
   p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
   p.workers = integer(t, "workers", file, 1, 1, 64);
+  p.experiment = t["experiment"].value_or(std::string("study"));
+  if (p.experiment != "study" && p.experiment != "length" && p.experiment != "probes")
+    throw ConfigError(fmt::format("{}: experiment '{}'; accepted: study, length, probes",
+                                  file.string(), p.experiment));
+  p.pes = string_list(t, "pes", file);
+  p.tasks = string_list(t, "tasks", file);
+  p.length_factors = number_list(t, "length_factors", file, p.length_factors);
   if (const auto* set = t["set"].as_table())
     for (const auto& [key, value] : *set)
       p.fixed_overrides.push_back(std::string(key.str()) + "=" + override_text(value));

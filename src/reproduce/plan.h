@@ -10,6 +10,11 @@
 //   workers = 2                   # training processes
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
+//   experiment = "length"         # study (default) | length | probes: which runs and analyses
+//   pes = ["nope", "rope"]        # length/probes: the PEs (length default: every registered PE)
+//   tasks = ["recall", "first"]   # length/probes: the tasks (default distance, count / probes)
+//   length_factors = [1, 2, 4]    # length/probes: evaluation lengths x task.seq_len
+//   (src/reproduce/length_experiment.h)
 //
 // The two setups (PAPER.md section 5) add their own overrides on top; see setup_overrides().
 #pragma once
@@ -30,6 +35,9 @@ struct ReproducePlan {
   int64_t spectrum_positions = 64;
   int64_t removal_draws = 5;
   int64_t workers = 1;
+  std::string experiment = "study";
+  std::vector<std::string> pes, tasks;  // length/probes; empty = the experiment's default
+  std::vector<double> length_factors{1, 1.5, 2, 3, 4};
 };
 
 // The scales shipped in configs/reproduce/ (tiny, small, paper) or any path to a plan file.

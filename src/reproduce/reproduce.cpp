@@ -8,6 +8,7 @@
 #include "analysis/ablation.h"
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
+#include "reproduce/length_experiment.h"
 #include "sweep/sweep_runner.h"
 #include "train/trainer.h"
 
@@ -52,6 +53,7 @@ double seconds_since(Clock::time_point start) {
 
 std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::string& setup,
                                         const ReproduceOptions& options) {
+  if (plan.experiment != "study") return experiment_sweeps(plan, setup, options);
   const Config base = load_config(plan.base_config, plan.fixed_overrides);
   std::vector<std::string> partial;  // k < n_heads; k = all heads is the main rope run
   for (auto k : plan.rotary_heads)
@@ -173,10 +175,13 @@ ReproduceSummary run_reproduce(const ReproducePlan& plan, const ReproduceOptions
       const auto runs = store.list_runs(filter);
       if (options.progress && !runs.empty())
         fmt::print(stderr, "== analysis {} ({} runs) ==\n", spec.name, runs.size());
-      const bool kernels = spec.name.find("-k_heads") == std::string::npos;
+      // Spectra belong to the study; the length and probes experiments skip them.
+      const bool study = plan.experiment == "study";
+      const bool kernels = study && spec.name.find("-k_heads") == std::string::npos;
       for (const auto& run : runs)
-        summary.analyses += analyse_run(run, plan, store, run.seed == plan.seeds.front(), kernels,
-                                        options.progress);
+        summary.analyses += analyse_run(run, plan, store, study && run.seed == plan.seeds.front(),
+                                        kernels, options.progress) +
+                            analyse_run_lengths(run, plan, store, options.progress);
     }
   }
   summary.analysis_seconds = seconds_since(start);
