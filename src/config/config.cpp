@@ -16,7 +16,8 @@
 
 namespace pelab {
 
-std::vector<std::string> pe_names();  // src/pe/registry.cpp; declared here to keep torch out
+std::vector<std::string> pe_names();    // src/pe/registry.cpp; declared here to keep torch out
+std::vector<std::string> task_names();  // src/tasks/registry.cpp, likewise
 
 namespace {
 
@@ -223,8 +224,9 @@ const std::vector<Field>& schema() {
                            "linear layers through oneDNN; false = LibTorch's at::linear (same "
                            "numbers up to rounding)"));
     // task
-    f.push_back(choice_field(std::string("task.name"), task, &T::name, fixed({"distance", "count"}),
-                             "Task 1 distance or Task 2 count"));
+    f.push_back(choice_field(
+        std::string("task.name"), task, &T::name, [] { return task_names(); },
+        "Task 1 distance, Task 2 count or a probe (docs/TASKS.md)"));
     f.push_back(int_field(std::string("task.vocab_size"), task, &T::vocab_size, 4, 1 << 24,
                           "vocabulary size incl. pad 0"));
     f.push_back(int_field(std::string("task.samples"), task, &T::samples, 2, kBig, "sequences"));
@@ -258,6 +260,32 @@ const std::vector<Field>& schema() {
                           "Task 2 most triggers"));
     f.push_back(int_field(std::string("task.count_length"), task, &T::count_length, 1, 1 << 16,
                           "Task 2 tokens per sequence"));
+    f.push_back(int_field(std::string("task.recall_keys"), task, &T::recall_keys, 1, 1 << 20,
+                          "recall: key tokens (a sequence's keys are distinct)"));
+    f.push_back(int_field(std::string("task.recall_values"), task, &T::recall_values, 2, 1 << 20,
+                          "recall: value tokens (the classes)"));
+    f.push_back(int_field(std::string("task.recall_pairs"), task, &T::recall_pairs, 1, 1 << 16,
+                          "recall: key-value pairs per sequence"));
+    f.push_back(int_field(std::string("task.recall_length"), task, &T::recall_length, 3, 1 << 16,
+                          "recall: tokens per sequence (pairs, fillers, query marker and key)"));
+    f.push_back(int_field(std::string("task.first_position_min"), task, &T::first_position_min, 0,
+                          1 << 16, "first: earliest position of the first trigger"));
+    f.push_back(int_field(std::string("task.first_position_max"), task, &T::first_position_max, 0,
+                          1 << 16, "first: latest position of the first trigger"));
+    f.push_back(int_field(std::string("task.first_triggers_max"), task, &T::first_triggers_max, 1,
+                          1 << 16, "first: most triggers per sequence (at least 1)"));
+    f.push_back(int_field(std::string("task.first_length"), task, &T::first_length, 1, 1 << 16,
+                          "first: tokens per sequence"));
+    f.push_back(int_field(std::string("task.order_length"), task, &T::order_length, 2, 1 << 16,
+                          "order: tokens per sequence"));
+    f.push_back(int_field(std::string("task.offset_min"), task, &T::offset_min, 1, 1 << 16,
+                          "offset: smallest offset after the trigger"));
+    f.push_back(int_field(std::string("task.offset_max"), task, &T::offset_max, 1, 1 << 16,
+                          "offset: largest offset after the trigger"));
+    f.push_back(int_field(std::string("task.offset_values"), task, &T::offset_values, 2, 1 << 20,
+                          "offset: content tokens (the classes)"));
+    f.push_back(int_field(std::string("task.offset_length"), task, &T::offset_length, 3, 1 << 16,
+                          "offset: tokens per sequence"));
     // train
     f.push_back(int_field(std::string("train.epochs"), train, &R::epochs, 1, 1 << 20, "epochs"));
     f.push_back(int_field(std::string("train.batch_size"), train, &R::batch_size, 1, 1 << 20,
@@ -487,10 +515,6 @@ std::vector<ConfigKeyInfo> config_keys() {
     out.push_back({f.key, accepted, f.doc});
   }
   return out;
-}
-
-int64_t num_classes(const TaskConfig& task) {
-  return task.name == "count" ? task.count_max + 1 : task.distance_between_max + 2;
 }
 
 int64_t rotary_dims(const ModelConfig& model) {

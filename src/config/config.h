@@ -71,7 +71,7 @@ struct ModelConfig {
 };
 
 struct TaskConfig {
-  std::string name = "distance";  // distance (Task 1) | count (Task 2)
+  std::string name = "distance";  // distance (Task 1) | count (Task 2) | a probe (src/tasks/)
   int64_t vocab_size = 1000;      // token ids 0..vocab_size-1; 0 is the pad
   int64_t samples = 20000;
   int64_t seq_len = 128;    // padded length of every sequence
@@ -91,6 +91,23 @@ struct TaskConfig {
   int64_t count_min = 0;
   int64_t count_max = 100;
   int64_t count_length = 120;  // tokens per sequence before padding
+  // Probe recall: key-value pairs among fillers, then the query marker and a key.
+  int64_t recall_keys = 16;    // key tokens (pairs use distinct keys)
+  int64_t recall_values = 8;   // value tokens = classes
+  int64_t recall_pairs = 4;    // pairs per sequence
+  int64_t recall_length = 24;  // tokens per sequence before padding
+  // Probe first: the absolute position of the first trigger.
+  int64_t first_position_min = 0;
+  int64_t first_position_max = 15;  // classes = first_position_max + 1
+  int64_t first_triggers_max = 3;   // triggers per sequence: 1 .. first_triggers_max
+  int64_t first_length = 24;
+  // Probe order: which of two distinct triggers comes first.
+  int64_t order_length = 24;
+  // Probe offset: the token o places after the unique trigger; o is named by a marker token.
+  int64_t offset_min = 1;
+  int64_t offset_max = 4;
+  int64_t offset_values = 8;  // content tokens = classes
+  int64_t offset_length = 24;
 };
 
 struct TrainConfig {
@@ -146,7 +163,7 @@ void validate(const Config& config);
 std::string to_toml(const Config& config);
 std::vector<ConfigKeyInfo> config_keys();
 
-// Classes the task's labels can take (the classifier's output size).
+// Classes the task's labels can take (the classifier's output size); src/tasks/registry.cpp.
 int64_t num_classes(const TaskConfig& task);
 // Positions per head that rotate under RoPE's rotary_fraction (even).
 int64_t rotary_dims(const ModelConfig& model);

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "report/paper_numbers.h"
+#include "report/length_section.h"
 #include "report/report_figures.h"
 #include "report/zoo_section.h"
 #include "train/checkpoint.h"
@@ -451,6 +452,7 @@ ReportFiles write_report(const ReportData& data, const std::vector<ClaimVerdict>
   spectra_section(page, data);
   removal_section(page, data);
   page.html += zoo_section_html(data, out_dir, files);
+  page.html += length_sections_html(data, load_length_runs(data), out_dir, files);
 
   const std::string html = fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pelab "

@@ -62,6 +62,20 @@ std::vector<std::string> string_list(const toml::table& t, const std::string& ke
   return out;
 }
 
+std::vector<double> number_list(const toml::table& t, const std::string& key, const fs::path& file,
+                                std::vector<double> fallback) {
+  const auto* array = t[key].as_array();
+  if (!t.contains(key)) return fallback;
+  std::vector<double> out;
+  if (array)
+    for (const auto& v : *array)
+      if (const auto d = v.value<double>(); d && *d >= 1.0) out.push_back(*d);
+  if (!array || array->empty() || out.size() != array->size())
+    throw ConfigError(
+        fmt::format("{}: '{}' must be a non-empty list of numbers >= 1", file.string(), key));
+  return out;
+}
+
 std::string override_text(const toml::node& value) {
   // By node type: toml++'s value<T>() converts between types (an integer reads as a bool).
   if (value.is_string()) return *value.value<std::string>();
@@ -77,11 +91,11 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   fs::path file = scale_or_file;
   if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
   if (!fs::exists(file))
-    throw ConfigError(
-        fmt::format("--scale '{}': no plan file {}; accepted: tiny, small, medium, paper "
-                    "(configs/reproduce/) or a "
-                    "path to a plan file",
-                    scale_or_file, file.string()));
+    throw ConfigError(fmt::format(
+        "--scale '{}': no plan file {}; accepted: tiny, small, medium, paper, length, probes "
+        "(configs/reproduce/) or a "
+        "path to a plan file",
+        scale_or_file, file.string()));
   toml::table t;
   try {
     t = toml::parse_file(file.string());
@@ -100,14 +114,15 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
                                               "pes",
                                               "tasks",
                                               "train_samples_per_s",
-                                              "expected_epochs"};
+                                              "expected_epochs",
+                                              "length_factors"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
           fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
                       "analysis_samples, spectrum_positions, removal_draws, "
                       "workers, experiments, pes, tasks, train_samples_per_s, "
-                      "expected_epochs, [set]",
+                      "expected_epochs, length_factors, [set]",
                       file.string(), std::string(key.str())));
   ReproducePlan p;
   p.file = file;
@@ -125,7 +140,7 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
   p.workers = integer(t, "workers", file, 1, 1, 64);
   p.experiments = string_list(t, "experiments", file, p.experiments,
-                              {"main", "rope_abs", "k_heads", "mla", "zoo"});
+                              {"main", "rope_abs", "k_heads", "mla", "zoo", "length", "probes"});
   p.pes = string_list(t, "pes", file, p.pes,
                       {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"});
   p.tasks = string_list(t, "tasks", file, p.tasks, {"distance", "count"});
@@ -137,6 +152,7 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
           fmt::format("{}: 'train_samples_per_s' must be a number > 0", file.string()));
     p.train_samples_per_s = *v;
   }
+  p.length_factors = number_list(t, "length_factors", file, p.length_factors);
   if (const auto* set = t["set"].as_table())
     for (const auto& [key, value] : *set)
       p.fixed_overrides.push_back(std::string(key.str()) + "=" + override_text(value));

@@ -9,13 +9,15 @@
 //   removal_draws = 5             # random vectors per layer in positional-component removal
 //   workers = 2                   # training processes
 //   experiments = ["main", "rope_abs", "k_heads", "mla"]   # which sweeps (default: the four
-//                                 # of the study); also "zoo" (the PE zoo, reproduce/zoo.h)
+//                                 # of the study); also "zoo" (the PE zoo, reproduce/zoo.h),
+//                                 # "length" and "probes" (reproduce/length_experiment.h)
 //   pes = ["nope", "rope"]        # the main sweep's PEs (default: the six of the paper)
 //   tasks = ["distance"]          # tasks of the main, rope_abs, mla and zoo sweeps (default: both)
 //   train_samples_per_s = 90      # measured training speed of one worker at this shape, for
 //                                 # `--dry-run` (reproduce/dry_run.h says how it is used)
 //   expected_epochs = 12          # epochs a run is expected to stop after (early stopping);
 //                                 # default train.epochs, the ceiling
+//   length_factors = [1, 2, 4]    # length/probes: evaluation lengths x task.seq_len
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
 //
@@ -44,6 +46,7 @@ struct ReproducePlan {
   std::vector<std::string> tasks{"distance", "count"};
   double train_samples_per_s = 0;  // 0 = not measured: the dry run gives no hours
   int64_t expected_epochs = 0;     // 0 = train.epochs
+  std::vector<double> length_factors{1, 1.5, 2, 3, 4};
   bool includes(const std::string& experiment) const {
     return std::find(experiments.begin(), experiments.end(), experiment) != experiments.end();
   }

@@ -10,6 +10,7 @@
 #include "analysis/analysis_progress.h"
 #include "analysis/removal.h"
 #include "analysis/spectrum_study.h"
+#include "reproduce/length_experiment.h"
 #include "reproduce/zoo.h"
 #include "sweep/sweep_runner.h"
 #include "train/early_stopping.h"
@@ -77,6 +78,12 @@ std::vector<SweepSpec> reproduce_sweeps(const ReproducePlan& plan, const std::st
   if (plan.includes("zoo"))
     out.push_back(
         sweep(plan, setup, options, "zoo", {{"model.pe", zoo_pes()}, {"task.name", plan.tasks}}));
+  if (plan.includes("length"))
+    out.push_back(sweep(plan, setup, options, "length",
+                        {{"model.pe", length_experiment_pes()}, {"task.name", plan.tasks}}));
+  if (plan.includes("probes"))
+    out.push_back(sweep(plan, setup, options, "probes",
+                        {{"model.pe", probe_experiment_pes()}, {"task.name", probe_tasks()}}));
   return out;
 }
 
@@ -185,10 +192,15 @@ ReproduceSummary run_reproduce(const ReproducePlan& plan, const ReproduceOptions
       const auto runs = store.list_runs(filter);
       if (options.progress && !runs.empty())
         fmt::print(stderr, "== analysis {} ({} runs) ==\n", spec.name, runs.size());
-      const bool kernels = spec.name.find("-k_heads") == std::string::npos;
+      // Spectra belong to the study; the length and probes experiments skip them and are
+      // evaluated at longer lengths instead.
+      const bool lengths = is_length_sweep(spec);
+      const bool kernels = !lengths && spec.name.find("-k_heads") == std::string::npos;
       for (const auto& run : runs)
-        summary.analyses += analyse_run(run, plan, store, run.seed == plan.seeds.front(), kernels,
-                                        options.progress);
+        summary.analyses +=
+            analyse_run(run, plan, store, !lengths && run.seed == plan.seeds.front(), kernels,
+                        options.progress) +
+            (lengths ? analyse_run_lengths(run, plan, store, options.progress) : 0);
     }
   }
   summary.analysis_seconds = seconds_since(start);

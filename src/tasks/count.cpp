@@ -11,6 +11,11 @@
 //
 // Draw order per sample (part of the reproducibility contract): k, the k triggers, the fillers,
 // then a Fisher-Yates shuffle of the count_length positions (shuffle_in_place).
+//
+// Longer (lengthen): count_length grows by the extra length seq_len' - seq_len, all of it
+// fillers; the count range (the labels) stays.
+#include <numeric>
+#include <algorithm>
 #include <string>
 
 #include "tasks/task.h"
@@ -18,12 +23,7 @@
 namespace pelab {
 namespace {
 
-void require(bool ok, const std::string& key, int64_t value, const std::string& accepted) {
-  if (!ok) {
-    throw ConfigError("task." + key + ": invalid value " + std::to_string(value) +
-                      "; accepted: " + accepted);
-  }
-}
+constexpr auto require = require_task_key;
 
 void validate_count(const TaskConfig& t) {
   require(t.count_triggers >= 1, "count_triggers", t.count_triggers, "an integer >= 1");
@@ -39,8 +39,6 @@ void validate_count(const TaskConfig& t) {
   require(t.count_length <= t.seq_len, "count_length", t.count_length,
           "an integer <= task.seq_len = " + std::to_string(t.seq_len));
 }
-
-}  // namespace
 
 Dataset generate_count(const TaskConfig& task) {
   validate_count(task);
@@ -66,6 +64,27 @@ Dataset generate_count(const TaskConfig& task) {
     lab[i] = k;
   }
   return Dataset{tokens, lengths, labels};
+}
+
+TaskConfig lengthen_count(const TaskConfig& task, int64_t seq_len) {
+  TaskConfig t = task;
+  t.count_length += extra_length(task, seq_len);
+  t.seq_len = seq_len;
+  return t;
+}
+
+std::vector<int64_t> count_triggers(const TaskConfig& task) {
+  std::vector<int64_t> out(static_cast<size_t>(std::max<int64_t>(task.count_triggers, 0)));
+  std::iota(out.begin(), out.end(), int64_t{1});
+  return out;
+}
+
+}  // namespace
+
+TaskInfo count_task() {
+  return {"count",        "Task 2: how many trigger tokens a sequence holds (content only)",
+          generate_count, [](const TaskConfig& t) { return t.count_max + 1; },
+          lengthen_count, count_triggers};
 }
 
 }  // namespace pelab

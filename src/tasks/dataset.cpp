@@ -1,4 +1,4 @@
-// Task dispatch, row selection, the seeded train/test split and the portable random draws shared
+// Row selection, the seeded train/test split and the portable random draws shared
 // by the generators.
 #include <cmath>
 #include <numeric>
@@ -11,30 +11,6 @@ namespace pelab {
 Dataset Dataset::index(const torch::Tensor& rows) const {
   const torch::Tensor r = rows.to(torch::kInt64);
   return Dataset{tokens.index_select(0, r), lengths.index_select(0, r), labels.index_select(0, r)};
-}
-
-std::vector<int64_t> trigger_tokens(const TaskConfig& task) {
-  if (task.name == "distance") return {1, 2};
-  if (task.name == "count") {
-    std::vector<int64_t> out(static_cast<size_t>(std::max<int64_t>(task.count_triggers, 0)));
-    std::iota(out.begin(), out.end(), int64_t{1});
-    return out;
-  }
-  throw ConfigError("task.name: unknown task '" + task.name + "'; accepted: distance, count");
-}
-
-Dataset generate_task(const TaskConfig& task) {
-  if (task.samples < 1) {
-    throw ConfigError("task.samples: invalid value " + std::to_string(task.samples) +
-                      "; accepted: an integer >= 1");
-  }
-  if (task.seq_len < 1) {
-    throw ConfigError("task.seq_len: invalid value " + std::to_string(task.seq_len) +
-                      "; accepted: an integer >= 1");
-  }
-  if (task.name == "distance") return generate_distance(task);
-  if (task.name == "count") return generate_count(task);
-  throw ConfigError("task.name: unknown task '" + task.name + "'; accepted: distance, count");
 }
 
 DatasetSplit split_dataset(const Dataset& all, const TaskConfig& task) {

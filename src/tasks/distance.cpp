@@ -9,6 +9,10 @@
 //
 // Draw order per sample (part of the reproducibility contract): left, between, right, then the
 // fillers from left to right.
+//
+// Longer (lengthen): the extra length e = seq_len' - seq_len widens the margins, e/2 (rounded
+// down) more fillers on the left and the rest on the right, min and max alike, so every sequence
+// is exactly e tokens longer than it could be in training; the distance range (the labels) stays.
 #include <string>
 
 #include "tasks/task.h"
@@ -20,12 +24,7 @@ constexpr int64_t kW1 = 1;
 constexpr int64_t kW2 = 2;
 constexpr int64_t kFirstNonTrigger = 3;
 
-void require(bool ok, const std::string& key, int64_t value, const std::string& accepted) {
-  if (!ok) {
-    throw ConfigError("task." + key + ": invalid value " + std::to_string(value) +
-                      "; accepted: " + accepted);
-  }
-}
+constexpr auto require = require_task_key;
 
 void check_range(const std::string& part, int64_t lo, int64_t hi) {
   const std::string min_key = "distance_" + part + "_min";
@@ -50,8 +49,6 @@ void validate_distance(const TaskConfig& t) {
                       "; accepted: left_max + between_max + right_max + 2 <= seq_len");
   }
 }
-
-}  // namespace
 
 Dataset generate_distance(const TaskConfig& task) {
   validate_distance(task);
@@ -82,6 +79,26 @@ Dataset generate_distance(const TaskConfig& task) {
     lab[i] = 1 + between;
   }
   return Dataset{tokens, lengths, labels};
+}
+
+TaskConfig lengthen_distance(const TaskConfig& task, int64_t seq_len) {
+  const int64_t extra = extra_length(task, seq_len);
+  TaskConfig t = task;
+  t.seq_len = seq_len;
+  t.distance_left_min += extra / 2;
+  t.distance_left_max += extra / 2;
+  t.distance_right_min += extra - extra / 2;
+  t.distance_right_max += extra - extra / 2;
+  return t;
+}
+
+}  // namespace
+
+TaskInfo distance_task() {
+  return {
+      "distance",        "Task 1: the distance between triggers w1 and w2 (content and position)",
+      generate_distance, [](const TaskConfig& t) { return t.distance_between_max + 2; },
+      lengthen_distance, [](const TaskConfig&) { return std::vector<int64_t>{kW1, kW2}; }};
 }
 
 }  // namespace pelab
