@@ -131,6 +131,17 @@ TEST_F(FuzzRegression, SafetensorsShapeWithAbsurdlyManyDimsIsRefused) {
   EXPECT_TRUE(contains(e, "shape has 5000 dimensions; accepted: at most 64")) << e;
 }
 
+TEST_F(FuzzRegression, CheckpointWhoseArchiveLibTorchCannotParseIsRefused) {
+  // Found by fuzz_checkpoint: the tiny seed checkpoint with a few bytes changed. LibTorch threw a
+  // torch::jit::ErrorReport (not a c10::Error), which escaped load_checkpoint uncaught.
+  const fs::path file =
+      fs::path(PELAB_SOURCE_DIR) / "tests/fuzz/regressions/checkpoint-jit-error-report.pt";
+  ASSERT_TRUE(fs::exists(file));
+  const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
+  EXPECT_TRUE(contains(e, "is corrupt or not a pelab checkpoint")) << e;
+  EXPECT_TRUE(contains(e, file.string())) << e;
+}
+
 TEST_F(FuzzRegression, CheckpointWhoseConfigDescribesAHugeModelIsRefusedBeforeBuildingIt) {
   // A valid archive whose configuration asks for ~1.4e14 parameters: building that model would
   // try to allocate hundreds of terabytes. The loader compares with the file size first.

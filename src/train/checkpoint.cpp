@@ -182,6 +182,9 @@ TrainState load_checkpoint(const fs::path& file) {
   } catch (const c10::Error& e) {
     throw CheckpointError(fmt::format("checkpoint '{}' is corrupt or not a pelab checkpoint: {}",
                                       file.string(), first_line(e.what_without_backtrace())));
+  } catch (const std::exception& e) {  // e.g. torch::jit::ErrorReport from a damaged archive
+    throw CheckpointError(fmt::format("checkpoint '{}' is corrupt or not a pelab checkpoint: {}",
+                                      file.string(), first_line(e.what())));
   }
   TrainState state;
   try {
