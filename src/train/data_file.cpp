@@ -19,6 +19,12 @@ namespace {
 
 constexpr const char* kSplitNames[] = {"train", "test"};
 
+std::string shape_text(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
 [[noreturn]] void fail(const fs::path& file, const std::string& problem) {
   throw DataFileError(fmt::format("data file {}: {}", file.string(), problem));
 }
@@ -77,14 +83,14 @@ DataFile read_safetensors_rows(const fs::path& file) {
   if (!rows.data.tokens.defined()) fail(file, "no tensor 'tokens' (I64 [N, L])");
   if (rows.data.tokens.dim() != 2)
     fail(file, fmt::format("tensor 'tokens' has shape {}; accepted: [N, L]",
-                           fmt::format("{}", rows.data.tokens.sizes())));
+                           shape_text(rows.data.tokens)));
   const int64_t n = rows.data.tokens.size(0);
   if (!rows.data.lengths.defined())
     rows.data.lengths = torch::full({n}, rows.data.tokens.size(1), torch::kInt64);
   const auto check_rows = [&](const char* name, const torch::Tensor& t) {
     if (t.defined() && (t.dim() != 1 || t.size(0) != n))
       fail(file, fmt::format("tensor '{}' has shape {}; accepted: [{}] (one per row of tokens)",
-                             name, fmt::format("{}", t.sizes()), n));
+                             name, shape_text(t), n));
   };
   check_rows("lengths", rows.data.lengths);
   check_rows("labels", rows.data.labels);
