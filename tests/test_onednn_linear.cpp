@@ -15,6 +15,9 @@ namespace {
 
 constexpr double kTolerance = 1e-5;      // relative norm error, float32
 constexpr double kBf16Tolerance = 2e-2;  // bf16 operands: 8-bit mantissas (2^-8 = 0.4 % each)
+// A whole model's gradients compound the roundings of every product on the way back (measured:
+// up to 4.5 % for the second layer's FFN in the 2-layer d_model 32 test model).
+constexpr double kBf16ModelTolerance = 0.1;
 
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
   const double scale = expected.norm().item<double>();
@@ -206,7 +209,7 @@ TEST(OnednnLinear, Bf16WholeModelMatchesFloat32WithinItsTolerance) {
   for (const std::string pe : {"rope", "alibi", "mla", "nope"}) {
     const auto bf16 = run_model(model_config(pe, "padding", true), true);
     const auto fp32 = run_model(model_config(pe, "padding", true), false);
-    expect_close(bf16, fp32, kBf16Tolerance, pe + " bf16");
+    expect_close(bf16, fp32, kBf16ModelTolerance, pe + " bf16");
     EXPECT_GT(relative_error(bf16.logits, fp32.logits), 1e-6) << pe << ": bf16 had no effect";
   }
 }
