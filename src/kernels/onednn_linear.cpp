@@ -96,10 +96,11 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
       w = w.to(torch::kBFloat16);
     }
     auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
-    onednn_matmul(x2, w.t(), bias, y);
+    const bool has_bias = bias.numel() > 0;
+    onednn_matmul(x2, w.t(), has_bias ? bias : torch::Tensor(), y);
     ctx->save_for_backward({x2, w});
     ctx->saved_data["bf16"] = bf16;
-    ctx->saved_data["has_bias"] = bias.defined();
+    ctx->saved_data["has_bias"] = has_bias;
     auto shape = x.sizes().vec();
     shape.back() = out;
     return y.view(shape);
@@ -193,7 +194,10 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
                       weight.scalar_type() == torch::kFloat &&
                       (!bias.defined() || bias.scalar_type() == torch::kFloat);
   if (!onednn) return torch::nn::functional::linear(x, weight, bias);
-  return OneDnnLinearFunction::apply(x, weight, bias, bf16_linear);
+  // LibTorch 1.13's custom Functions cannot take an undefined tensor input: no bias is passed
+  // as an empty one, which forward and backward then ignore.
+  return OneDnnLinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}),
+                                     bf16_linear);
 }
 
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x, bool use_onednn) {
