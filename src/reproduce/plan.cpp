@@ -54,7 +54,7 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
   if (!fs::exists(file))
     throw ConfigError(
-        fmt::format("--scale '{}': no plan file {}; accepted: tiny, small, medium, paper "
+        fmt::format("--scale '{}': no plan file {}; accepted: tiny, small, medium, paper, zoo "
                     "(configs/reproduce/) or a "
                     "path to a plan file",
                     scale_or_file, file.string()));
