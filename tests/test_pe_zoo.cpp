@@ -336,12 +336,12 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
 
 TEST(RopeScaling, EvalOverridesAcceptOnlyScalingKeys) {
   Config trained;
-  trained.task.seq_len = 50;
+  trained.task.seq_len = 200;
   auto config = config_with_eval_overrides(
       trained, {"model.rope_scaling=yarn", "model.rope_scaling_factor=4"});
   EXPECT_EQ(config.model.rope_scaling, "yarn");
   EXPECT_EQ(config.model.rope_scaling_factor, 4.0);
-  EXPECT_EQ(config.model.rope_original_length, 50);  // the training context
+  EXPECT_EQ(config.model.rope_original_length, 200);  // the training context
   try {
     config_with_eval_overrides(trained, {"model.d_model=64"});
     ADD_FAILURE() << "no error";
