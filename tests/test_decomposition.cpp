@@ -38,7 +38,7 @@ TEST(Decomposition, TermsSumToTheLogitsForEveryPeInFloat) {
         EXPECT_EQ(d.rotary.present,
                   pe == "rope" || pe == "rope_abs" || pe == "mla" || pe == "xpos" || pe == "prope")
             << pe;
-        // CoPE's positional term is split out and is not zero once it has trained.
+        // CoPE splits its content-counted positional term out as its own term.
         if (pe == "cope") {
           EXPECT_EQ(d.terms.back().name, "contextual_position");
         }

@@ -2,9 +2,11 @@
 // each against an independent reference written here as double-precision loops or closed forms.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <functional>
+#include <limits>
 #include <numbers>
 
 #include "model/attention.h"
@@ -301,8 +303,24 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
   EXPECT_GT(yarn[1], plain[1] / s + 1e-6);
   EXPECT_LT(yarn[2], plain[2] - 1e-6);
   EXPECT_NEAR(yarn[3], plain[3] / s, 1e-12);
-  // Every rotary PE takes the scaling (mla's rotary channel too).
-  for (const std::string pe : {"rope_abs", "xpos", "prope", "mla"}) {
+  // Every rotary PE takes the scaling (mla's rotary channel too): linear scaling by 2 at
+  // positions 2i is the plain rotation at i. xPos keeps its decay on the true positions, so its
+  // kernel is mean_t cos((i - j) theta_t / 2) zeta_t^((i - j) / B).
+  auto xpos = build("xpos", [](ModelConfig& m) {
+    m.rope_scaling = "linear";
+    m.rope_scaling_factor = 2;
+  });
+  const auto T = xpos->kernel(6, 0);
+  const auto theta8 = rope_theta(8, 10000.0);
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 6; ++j) {
+      double sum = 0;
+      for (int64_t t = 0; t < 4; ++t)
+        sum += std::cos((i - j) * theta8[t] / 2) *
+               std::pow((2.0 * t / 8 + 0.4) / 1.4, (i - j) / 512.0);
+      EXPECT_NEAR(T[0][i][j].item<double>(), sum / 4, 1e-12);
+    }
+  for (const std::string pe : {"rope_abs", "prope", "mla"}) {
     auto scaled = build(pe, [](ModelConfig& m) {
       m.rope_scaling = "linear";
       m.rope_scaling_factor = 2;
@@ -318,12 +336,12 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
 
 TEST(RopeScaling, EvalOverridesAcceptOnlyScalingKeys) {
   Config trained;
-  trained.task.seq_len = 50;
+  trained.task.seq_len = 200;
   auto config = config_with_eval_overrides(
       trained, {"model.rope_scaling=yarn", "model.rope_scaling_factor=4"});
   EXPECT_EQ(config.model.rope_scaling, "yarn");
   EXPECT_EQ(config.model.rope_scaling_factor, 4.0);
-  EXPECT_EQ(config.model.rope_original_length, 50);  // the training context
+  EXPECT_EQ(config.model.rope_original_length, 200);  // the training context
   try {
     config_with_eval_overrides(trained, {"model.d_model=64"});
     ADD_FAILURE() << "no error";
@@ -346,7 +364,9 @@ TEST(RandomPositions, SortedDistinctInRangeAndDeterministic) {
   for (int64_t i = 0; i < 30; ++i) {
     EXPECT_GE(a[i].item<int64_t>(), 0);
     EXPECT_LT(a[i].item<int64_t>(), 100);
-    if (i > 0) EXPECT_GT(a[i].item<int64_t>(), a[i - 1].item<int64_t>());
+    if (i > 0) {
+      EXPECT_GT(a[i].item<int64_t>(), a[i - 1].item<int64_t>());
+    }
   }
   EXPECT_FALSE(torch::equal(a, torch::arange(30, torch::kLong)));
 }

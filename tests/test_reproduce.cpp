@@ -65,6 +65,35 @@ TEST(Reproduce, PlansOfEveryScaleLoadAndExpand) {
   }
 }
 
+// The zoo plan runs only the zoo sweep: the zoo PEs beside rope, both tasks, the plan's seeds.
+TEST(Reproduce, ZooPlanRunsOnlyTheZooSweep) {
+  const auto plan = load_plan(plan_file("zoo"), PELAB_SOURCE_DIR);
+  EXPECT_EQ(plan.scale, "zoo");
+  ReproduceOptions options;
+  options.out_dir = "out";
+  const auto sweeps = reproduce_sweeps(plan, "standard", options);
+  ASSERT_EQ(sweeps.size(), 1u);
+  EXPECT_EQ(sweeps[0].name, "zoo-standard-zoo");
+  EXPECT_EQ(sweeps[0].out_dir, fs::path("out") / "standard" / "zoo");
+  ASSERT_EQ(sweeps[0].grid.size(), 3u);
+  EXPECT_EQ(sweeps[0].grid[0].first, "model.pe");
+  EXPECT_EQ(sweeps[0].grid[0].second,
+            (std::vector<std::string>{"rope", "xpos", "prope", "kerple", "fire", "cope"}));
+  EXPECT_EQ(sweeps[0].grid[2].second, (std::vector<std::string>{"0", "1"}));
+  // The setup's overrides come along.
+  const auto& fixed = sweeps[0].fixed_overrides;
+  EXPECT_NE(std::find(fixed.begin(), fixed.end(), "model.mask=padding"), fixed.end());
+  const fs::path dir = fs::path(::testing::TempDir()) / "pelab_zoo_plan";
+  fs::create_directories(dir);
+  std::ofstream(dir / "plan.toml") << "experiments = [\"main\", \"zooo\"]\n";
+  try {
+    load_plan((dir / "plan.toml").string(), PELAB_SOURCE_DIR);
+    FAIL() << "unknown experiment accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("zooo"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Reproduce, SetupsDifferInTheAuthorsQuirks) {
   Config faithful, standard;
   for (const auto& o : setup_overrides("faithful")) apply_override(faithful, o);

@@ -62,7 +62,7 @@ class Fire : public PositionalEncoding {
     auto x = interpolated_distance(length, layer).unsqueeze(-1);    // [L, L, 1]
     auto hidden = torch::relu(x * w1_[layer] + b1_[layer]);         // [L, L, hidden]
     auto out = torch::matmul(hidden, w2_[layer].t()) + b2_[layer];  // [L, L, H]
-    return out.permute({2, 0, 1});
+    return out.permute({2, 0, 1}).contiguous();
   }
   torch::Tensor kernel(int64_t n, int64_t layer) const override {
     torch::NoGradGuard no_grad;

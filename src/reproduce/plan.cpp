@@ -85,6 +85,16 @@ std::string override_text(const toml::node& value) {
   return "";
 }
 
+// The plans shipped in configs/reproduce/, by name, for error messages.
+std::vector<std::string> shipped_scales(const fs::path& source_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(source_dir / "configs" / "reproduce", ec))
+    if (entry.path().extension() == ".toml") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 }  // namespace
 
 ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source_dir) {
@@ -92,10 +102,8 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
   if (!fs::exists(file))
     throw ConfigError(fmt::format(
-        "--scale '{}': no plan file {}; accepted: tiny, small, medium, paper, length, probes "
-        "(configs/reproduce/) or a "
-        "path to a plan file",
-        scale_or_file, file.string()));
+        "--scale '{}': no plan file {}; accepted: {} (configs/reproduce/) or a path to a plan file",
+        scale_or_file, file.string(), fmt::join(shipped_scales(source_dir), ", ")));
   toml::table t;
   try {
     t = toml::parse_file(file.string());
