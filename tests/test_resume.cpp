@@ -150,7 +150,9 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
     kills += code == 128 + SIGKILL;
   }
   EXPECT_GE(kills, 3);
-  if (code != 0) ASSERT_EQ(finish(run, log), 0) << read_file(log);
+  if (code != 0) {
+    ASSERT_EQ(finish(run, log), 0) << read_file(log);
+  }
   expect_reference_numbers(run, log);
 }
 

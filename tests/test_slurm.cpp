@@ -208,7 +208,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"].get<std::string>();
-  const fs::path run_dir = cluster / "runs" / "rope-s0";
+  const fs::path run_dir = cluster / "runs" / "rope";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -219,7 +219,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
   {
     Store store(cluster / "pelab.db", Store::Mode::kExisting);
-    EXPECT_EQ(store.find_run("slurmtest/rope-s0")->status, RunStatus::kInterrupted);
+    EXPECT_EQ(store.find_run("slurmtest/rope")->status, RunStatus::kInterrupted);
   }
   const auto status = run("sweep " + file.string() + " --status");
   EXPECT_NE(status.output.find("interrupted"), std::string::npos) << status.output;
@@ -241,7 +241,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm --requeue").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"].get<std::string>();
-  const fs::path run_dir = cluster / "runs" / "alibi-s0";
+  const fs::path run_dir = cluster / "runs" / "alibi";
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -60,16 +60,16 @@ TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
   // Elements never open the store.
   EXPECT_FALSE(fs::exists(cells / "pelab.db"));
   // Cell 1 only started: a config, no checkpoint (as a kill before the first checkpoint leaves).
-  fs::create_directories(cells / "runs" / "rope-s0");
-  fs::copy_file(local / "runs" / "rope-s0" / "config.toml",
-                cells / "runs" / "rope-s0" / "config.toml");
+  fs::create_directories(cells / "runs" / "rope");
+  fs::copy_file(local / "runs" / "rope" / "config.toml",
+                cells / "runs" / "rope" / "config.toml");
   const auto partial = run("sweep " + file.string() + " --collect --quiet");
   EXPECT_EQ(partial.status, 1) << partial.output;
   {
     Store store(cells / "pelab.db", Store::Mode::kExisting);
-    EXPECT_EQ(store.find_run("cells/nope-s0")->status, RunStatus::kFinished);
-    EXPECT_EQ(store.find_run("cells/rope-s0")->status, RunStatus::kInterrupted);
-    EXPECT_EQ(store.find_run("cells/alibi-s0")->status, RunStatus::kFinished);
+    EXPECT_EQ(store.find_run("cells/nope")->status, RunStatus::kFinished);
+    EXPECT_EQ(store.find_run("cells/rope")->status, RunStatus::kInterrupted);
+    EXPECT_EQ(store.find_run("cells/alibi")->status, RunStatus::kFinished);
   }
   const auto c1 = run("sweep " + file.string() + " --cell 1");
   ASSERT_EQ(c1.status, 0) << c1.output;

@@ -10,7 +10,7 @@ namespace pelab::cli {
 
 namespace {
 
-std::string absolute(const std::filesystem::path& p) {
+std::string shared_path(const std::filesystem::path& p) {
   return std::filesystem::absolute(p).lexically_normal().string();
 }
 
@@ -32,7 +32,7 @@ void reproduce_on_slurm(const std::string& scale, const std::string& setup,
                         const SlurmCliArgs& slurm, const std::string& report_dir, bool no_report) {
   const auto cells = reproduce_cells(plan, options, slurm.slurm.cpus_per_task);
   const std::string binary = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string scale_arg = std::filesystem::exists(scale) ? absolute(scale) : scale;
+  const std::string scale_arg = std::filesystem::exists(scale) ? shared_path(scale) : scale;
   SlurmJob job;
   job.name = "reproduce " + plan.scale;
   for (const auto& c : cells) job.runs.push_back(c.second);
@@ -42,9 +42,9 @@ void reproduce_on_slurm(const std::string& scale, const std::string& setup,
                                            "--setup",
                                            setup,
                                            "--out",
-                                           absolute(options.out_dir),
+                                           shared_path(options.out_dir),
                                            "--store",
-                                           absolute(options.store_path)};
+                                           shared_path(options.store_path)};
   job.cell_command = {binary};
   job.cell_command.insert(job.cell_command.end(), common.begin(), common.end());
   if (slurm.slurm.requeue) job.cell_command.push_back("--requeue");
@@ -53,7 +53,7 @@ void reproduce_on_slurm(const std::string& scale, const std::string& setup,
   if (no_report) {
     job.collect_command.push_back("--no-report");
   } else {
-    job.collect_command.insert(job.collect_command.end(), {"--report", absolute(report_dir)});
+    job.collect_command.insert(job.collect_command.end(), {"--report", shared_path(report_dir)});
   }
   job.state_dir = options.out_dir / ".slurm";
   if (slurm.status) {

@@ -12,7 +12,7 @@ namespace pelab::cli {
 namespace {
 
 // A path as seen from any node of the cluster (the shared filesystem): absolute.
-std::string absolute(const std::filesystem::path& p) {
+std::string shared_path(const std::filesystem::path& p) {
   return std::filesystem::absolute(p).lexically_normal().string();
 }
 
@@ -22,15 +22,15 @@ SlurmJob sweep_slurm_job(const std::string& file, const SweepSpec& spec,
   SlurmJob job;
   job.name = "sweep " + spec.name;
   job.runs = runs;
-  job.cell_command = {binary, "sweep", absolute(file), "--out", absolute(spec.out_dir)};
+  job.cell_command = {binary, "sweep", shared_path(file), "--out", shared_path(spec.out_dir)};
   if (requeue) job.cell_command.push_back("--requeue");
   job.collect_command = {binary,
                          "sweep",
-                         absolute(file),
+                         shared_path(file),
                          "--out",
-                         absolute(spec.out_dir),
+                         shared_path(spec.out_dir),
                          "--store",
-                         absolute(spec.store_path),
+                         shared_path(spec.store_path),
                          "--collect"};
   job.state_dir = spec.out_dir / ".slurm";
   return job;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace pelab {
