@@ -50,8 +50,9 @@ TEST(DryRun, PaperShapeHasThePapersModelAndEveryRunTheClaimsNeed) {
         EXPECT_EQ(c.model.d_ff, 512);
         EXPECT_GT(c.train.patience, 0);
         EXPECT_GT(c.train.validation_fraction, 0);
-        if (c.task.name == "distance")
+        if (c.task.name == "distance") {
           EXPECT_GE(c.task.distance_between_max - c.task.distance_between_min + 1, 24);
+        }
         pes_by_task[c.task.name].insert(c.model.pe);
         if (c.model.rotary_heads >= 0 && c.model.rotary_heads < 16)
           partial_heads.insert(c.model.rotary_heads);
