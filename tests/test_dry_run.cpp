@@ -50,8 +50,9 @@ TEST(DryRun, PaperShapeHasThePapersModelAndEveryRunTheClaimsNeed) {
         EXPECT_EQ(c.model.d_ff, 512);
         EXPECT_GT(c.train.patience, 0);
         EXPECT_GT(c.train.validation_fraction, 0);
-        if (c.task.name == "distance")
+        if (c.task.name == "distance") {
           EXPECT_GE(c.task.distance_between_max - c.task.distance_between_min + 1, 24);
+        }
         pes_by_task[c.task.name].insert(c.model.pe);
         if (c.model.rotary_heads >= 0 && c.model.rotary_heads < 16)
           partial_heads.insert(c.model.rotary_heads);
@@ -79,9 +80,9 @@ TEST(DryRun, CountsSamplesAndHoursFromTheMeasuredSpeed) {
   }
   EXPECT_EQ(dry.ceiling_samples(), 12 * 12600 * 20);
   EXPECT_EQ(dry.expected_samples(), 12 * 12600 * plan.expected_epochs);
-  // Analyses: 6 x 16 heads + baseline per run on 2,000 sequences; rope_abs adds the removal
-  // (6 layers x (1 + 5 draws)).
-  const int64_t ablation = 2000 * (1 + 96), removal = 2000 * 6 * 6;
+  // Analyses on 2,000 sequences, in forward passes: the baseline plus 16 heads x (6 + 5 + ... +
+  // 1) / 6 layers of branches; rope_abs adds the removal, (1 + 5 draws) x (6 + ... + 1) / 6.
+  const int64_t ablation = 2000 + 2000 * 16 * 21 / 6, removal = 2000 * 6 * 21 / 6;
   EXPECT_EQ(dry.analysis_samples(), 12 * ablation + 4 * removal);
   const double expected_hours =
       (double(dry.expected_samples()) / (plan.train_samples_per_s * double(plan.workers)) +

@@ -75,9 +75,13 @@ DryRun plan_dry_run(const ReproducePlan& plan, const ReproduceOptions& options) 
         const int64_t split = setup_ablation_split(setup) == "all" ? c.task.samples : n_test;
         const int64_t analysed =
             plan.analysis_samples > 0 ? std::min(plan.analysis_samples, split) : split;
-        p.analysis_samples = analysed * (1 + c.model.n_layers * c.model.n_heads);
+        // In forward-pass equivalents: ablating a head of layer l re-runs layers l..L-1 (the
+        // prefix is shared), so the H x L branches cost H x (L + 1) / 2 forwards, plus the
+        // baseline; removal runs (1 + draws) variants from each layer on: (1 + draws)(L + 1)/2.
+        const int64_t L = c.model.n_layers, H = c.model.n_heads;
+        p.analysis_samples = analysed + analysed * H * (L + 1) / 2;
         if (is_absolute_pe(c.model.pe))
-          p.analysis_samples += analysed * c.model.n_layers * (1 + plan.removal_draws);
+          p.analysis_samples += analysed * (1 + plan.removal_draws) * (L + 1) / 2;
         dry.runs.push_back(p);
       }
   return dry;

@@ -4,10 +4,11 @@
 // Per run: samples per epoch (train split less the validation set) x epochs. Two bounds: the
 // ceiling (train.epochs) and the plan's expected_epochs (what early stopping has been seen to
 // stop after at this shape; the ceiling when the plan does not say). Hours = samples /
-// (train_samples_per_s x workers), from the plan's measured one-worker speed. Analyses: head
-// ablation evaluates analysis_samples (or the split) once per head plus a baseline; removal
-// (absolute PEs) once per layer x (1 + removal_draws); evaluation runs at about 3x the training
-// speed (a forward pass without the backward), an assumption stated here, not measured per run.
+// (train_samples_per_s x workers), from the plan's measured one-worker speed. Analyses, in
+// forward passes over analysis_samples (or the split): head ablation shares each layer's prefix,
+// so its L x H branches cost H x (L + 1) / 2 forwards plus the baseline; removal (absolute PEs)
+// (1 + removal_draws) x (L + 1) / 2. Evaluation runs at about 3x the training speed (a forward
+// pass without the backward), an assumption stated here, not measured per run.
 #pragma once
 
 #include <string>
