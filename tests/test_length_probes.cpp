@@ -262,8 +262,9 @@ TEST(ModelAtLength, PositionTablesAreRefusedNamingThePeAndTheLongestLength) {
 // Clamping: positions beyond the learned table reuse its last row; offsets beyond +-(L-1) reuse
 // the edge biases. Checked against the trained tables directly.
 TEST(ModelAtLength, ClampingRepeatsTheLastLearnedPosition) {
-  torch::NoGradGuard no_grad;
   auto learned = test_fixtures::briefly_trained("learned", {}, 2);
+  auto relative = test_fixtures::briefly_trained("relative", {}, 5);
+  torch::NoGradGuard no_grad;
   Transformer a =
       model_at_length(learned.model, config_at_length(learned.config, {}, 50), 32, true);
   const auto table = learned.model->pe->embedding(32);
@@ -271,7 +272,6 @@ TEST(ModelAtLength, ClampingRepeatsTheLastLearnedPosition) {
   EXPECT_TRUE(extended.slice(0, 0, 32).equal(table));
   for (int64_t p = 32; p < 50; ++p) EXPECT_TRUE(extended[p].equal(table[31])) << p;
 
-  auto relative = test_fixtures::briefly_trained("relative", {}, 5);
   Transformer b =
       model_at_length(relative.model, config_at_length(relative.config, {}, 40), 32, true);
   for (int64_t layer = 0; layer < 2; ++layer) {
