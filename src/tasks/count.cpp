@@ -14,8 +14,8 @@
 //
 // Longer (lengthen): count_length grows by the extra length seq_len' - seq_len, all of it
 // fillers; the count range (the labels) stays.
-#include <numeric>
 #include <algorithm>
+#include <numeric>
 #include <string>
 
 #include "tasks/task.h"
