@@ -51,8 +51,10 @@ class Slurm : public ::testing::Test {
     const bool in_ci = std::getenv("CI") != nullptr;
     const std::string script = std::string(PELAB_SOURCE_DIR) + "/tests/slurm/local_slurm.sh";
     const bool tools =
-        shell("PATH=$PATH:/usr/sbin command -v slurmctld slurmd munged sbatch | wc -l").find('4') ==
-        0;
+        shell(
+            "PATH=$PATH:/usr/sbin; for t in slurmctld slurmd munged sbatch; do command -v $t; "
+            "done | wc -l")
+            .find('4') == 0;
     if (!in_ci && (getuid() != 0 || !tools)) {
       skip_ =
           "needs root and munge, slurmctld, slurmd, slurm-client (scripts/install-deps.sh); "
