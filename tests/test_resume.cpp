@@ -153,7 +153,8 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   }
   EXPECT_GE(kills, 3);
   if (code != 0) {
-    ASSERT_EQ(finish(run, log), 0) << read_file(log);
+    const auto args = fs::exists(run / "config.toml") ? resume_args(run) : train_args(run, "0.05");
+    ASSERT_EQ(tp::wait_exit(tp::start(args, log)), 0) << read_file(log);
   }
   expect_reference_numbers(run, log);
 }
