@@ -142,8 +142,10 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   for (int attempt = 0; attempt < 6 && code != 0; ++attempt) {
     // 5 ms per step: the 120 steps span about 1 s, so kills land anywhere in the run.
     const std::pair<std::string, std::string> steps{"PELAB_TEST_PAUSE_TRAIN_STEP", "0.005"};
-    const pid_t pid = attempt == 0 ? tp::start(train_args(run, "0.05"), log, {steps})
-                                   : tp::start(resume_args(run), log, {steps});
+    // Killed before it wrote its config, the run is started again, as a user would.
+    const pid_t pid = fs::exists(run / "config.toml")
+                          ? tp::start(resume_args(run), log, {steps})
+                          : tp::start(train_args(run, "0.05"), log, {steps});
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     kill(pid, SIGKILL);
     code = tp::wait_exit(pid);
@@ -151,7 +153,8 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   }
   EXPECT_GE(kills, 3);
   if (code != 0) {
-    ASSERT_EQ(finish(run, log), 0) << read_file(log);
+    const auto args = fs::exists(run / "config.toml") ? resume_args(run) : train_args(run, "0.05");
+    ASSERT_EQ(tp::wait_exit(tp::start(args, log)), 0) << read_file(log);
   }
   expect_reference_numbers(run, log);
 }
