@@ -68,13 +68,18 @@ TEST(CliLength, BadInputAndOverridesAndStore) {
   const auto bad_key = run("eval " + dir.string() + " --lengths 40 model.nosuch=1");
   EXPECT_NE(bad_key.status, 0);
   EXPECT_NE(bad_key.output.find("model.nosuch"), std::string::npos);
-  const auto without = run("eval " + dir.string() + " model.rope_base=100");
-  EXPECT_NE(without.status, 0);
-  EXPECT_NE(without.output.find("need --lengths"), std::string::npos);
-  // An override reaches the evaluated model: another RoPE base changes the loss.
+  // Only evaluation-time keys (RoPE scaling) may change a trained run, with or without --lengths.
+  for (const char* lengths : {"", " --lengths 48"}) {
+    const auto trained_key = run("eval " + dir.string() + lengths + " model.rope_base=100");
+    EXPECT_NE(trained_key.status, 0) << lengths;
+    EXPECT_NE(trained_key.output.find("cannot be overridden at evaluation"), std::string::npos)
+        << trained_key.output;
+  }
+  // An override reaches the evaluated model: RoPE position interpolation changes the loss.
   const auto base = json_of("eval " + dir.string() + " --lengths 48 --figure none --json");
-  const auto other =
-      json_of("eval " + dir.string() + " --lengths 48 --figure none --json model.rope_base=10");
+  const auto other = json_of("eval " + dir.string() +
+                             " --lengths 48 --figure none --json model.rope_scaling=linear "
+                             "model.rope_scaling_factor=2");
   EXPECT_NE(base["points"][0]["loss"].get<double>(), other["points"][0]["loss"].get<double>());
   // Two runs, one figure with a line each.
   const auto second = tiny_run("bad2", "model.pe=alibi");

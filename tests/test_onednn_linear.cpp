@@ -175,10 +175,11 @@ void expect_close(const ModelRun& actual, const ModelRun& reference, double tole
     ASSERT_EQ(actual.gradients[i].first, name) << label;
     const auto& got = actual.gradients[i].second;
     ASSERT_TRUE(got.defined() && expected.defined()) << label << " " << name;
-    // key.bias's true gradient is zero (a shift of every key's logit for a query), so its norm
-    // is rounding noise: errors there are measured against 1e-3 instead.
+    // key.bias's and FIRE's output bias b2's true gradients are zero (each shifts every logit of
+    // a query's row alike, which softmax ignores), so their norms are rounding noise: errors
+    // there are measured against 1e-2 instead.
     const double diff = (got - expected).norm().item<double>();
-    EXPECT_LT(diff / std::max(expected.norm().item<double>(), 1e-3), tolerance)
+    EXPECT_LT(diff / std::max(expected.norm().item<double>(), 1e-2), tolerance)
         << label << " " << name;
   }
 }

@@ -222,6 +222,7 @@ TrainState load_checkpoint(const fs::path& file) {
     if (archive.try_read("epoch_seen", value)) e.seen = value.toInt();
     if (archive.try_read("epoch_train_seconds", value)) e.train_seconds = value.toDouble();
     if (e.step < 0 || e.seen < 0 || e.correct < 0 || e.correct > e.seen)
+      throw CheckpointError(fmt::format(
           "checkpoint '{}' is damaged: epoch position step {} seen {} correct {}; accepted: "
           "0 <= correct <= seen, step >= 0",
           file.string(), e.step, e.seen, e.correct));
