@@ -10,25 +10,14 @@
 
 namespace fs = std::filesystem;
 
+using pelab::test_cli::json_of;
 using pelab::test_cli::run;
+using pelab::test_cli::train_tiny_run;
 
 namespace {
 
-// A fresh tiny run; each test names its own folder because ctest runs tests in parallel.
 fs::path tiny_run(const std::string& pe, const std::string& test) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_analysis_" + test + "_" + pe);
-  fs::remove_all(dir);
-  const auto r =
-      run("train --config " + std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml model.pe=" + pe +
-          " task.samples=120 train.epochs=1 train.threads=1 --no-progress --out " + dir.string());
-  EXPECT_EQ(r.status, 0) << r.output;
-  return dir;
-}
-
-nlohmann::json json_of(const std::string& args) {
-  const auto r = run(args, false);
-  EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
-  return nlohmann::json::parse(r.output);
+  return train_tiny_run("pelab_analysis_" + test + "_" + pe, "model.pe=" + pe);
 }
 
 }  // namespace

@@ -11,24 +11,14 @@
 
 namespace fs = std::filesystem;
 
+using pelab::test_cli::json_of;
 using pelab::test_cli::run;
+using pelab::test_cli::train_tiny_run;
 
 namespace {
 
 fs::path tiny_run(const std::string& test, const std::string& overrides) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_length_" + test);
-  fs::remove_all(dir);
-  const auto r =
-      run("train --config " + std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml " + overrides +
-          " task.samples=120 train.epochs=1 train.threads=1 --no-progress --out " + dir.string());
-  EXPECT_EQ(r.status, 0) << r.output;
-  return dir;
-}
-
-nlohmann::json json_of(const std::string& args) {
-  const auto r = run(args, false);
-  EXPECT_EQ(r.status, 0) << args << "\n" << r.output;
-  return nlohmann::json::parse(r.output);
+  return train_tiny_run("pelab_length_" + test, overrides);
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ TEST(LengthPlans, BadExperimentKeysAreRefused) {
     return (dir / "p.toml").string();
   };
   for (const auto& [text, needle] : std::vector<std::pair<std::string, std::string>>{
-           {"experiments = [\"lengthy\"]\n", "accepted: main, rope_abs, k_heads, mla, zoo, length, probes"},
+           {"experiments = [\"lengthy\"]\n",
+            "accepted: main, rope_abs, k_heads, mla, zoo, length, probes"},
            {"length_factors = [0.5, 2]\n", "numbers >= 1"},
            {"tasks = [1, 2]\n", "a non-string"}}) {
     try {

@@ -61,8 +61,7 @@ TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
   EXPECT_FALSE(fs::exists(cells / "pelab.db"));
   // Cell 1 only started: a config, no checkpoint (as a kill before the first checkpoint leaves).
   fs::create_directories(cells / "runs" / "rope");
-  fs::copy_file(local / "runs" / "rope" / "config.toml",
-                cells / "runs" / "rope" / "config.toml");
+  fs::copy_file(local / "runs" / "rope" / "config.toml", cells / "runs" / "rope" / "config.toml");
   const auto partial = run("sweep " + file.string() + " --collect --quiet");
   EXPECT_EQ(partial.status, 1) << partial.output;
   {

@@ -4,10 +4,10 @@
 
 #include "analysis/length_generalization.h"
 #include "cli/commands.h"
-#include "train/early_stopping.h"
-#include "train/eval_overrides.h"
 #include "report/length_section.h"
 #include "store/store.h"
+#include "train/early_stopping.h"
+#include "train/eval_overrides.h"
 #include "train/trainer.h"
 
 namespace pelab::cli {
@@ -93,7 +93,8 @@ void add_eval(CLI::App& app) {
       if (runs.size() != 1 || args->clamp || !args->figure.empty() || !args->store_path.empty() ||
           args->samples != 0)
         throw CLI::ValidationError(
-            "eval", "several runs, --clamp-positions, --samples, --figure and --store need --lengths");
+            "eval",
+            "several runs, --clamp-positions, --samples, --figure and --store need --lengths");
       TrainState state = load_checkpoint(reported_checkpoint_path(runs[0]));
       if (!overrides.empty()) {
         state.config = config_with_eval_overrides(state.config, overrides);

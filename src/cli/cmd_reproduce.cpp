@@ -100,9 +100,10 @@ void add_reproduce(CLI::App& app) {
   cmd->add_flag("--no-report", args->no_report, "train and analyse only");
   cmd->add_flag("--no-progress", args->no_progress, "no progress lines on stderr");
   add_slurm_options(cmd, args->slurm);
-  cmd->get_option("--dry-run")->description(
-      "print the runs, their estimated samples and hours on this machine (and with --backend "
-      "slurm the batch scripts); train and submit nothing");
+  cmd->get_option("--dry-run")
+      ->description(
+          "print the runs, their estimated samples and hours on this machine (and with --backend "
+          "slurm the batch scripts); train and submit nothing");
   cmd->callback([args] {
     const ReproducePlan plan = load_plan(args->scale, ".");
     ReproduceOptions options;

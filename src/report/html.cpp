@@ -12,8 +12,8 @@
 #include <map>
 #include <set>
 
-#include "report/paper_numbers.h"
 #include "report/length_section.h"
+#include "report/paper_numbers.h"
 #include "report/report_figures.h"
 #include "report/zoo_section.h"
 #include "train/checkpoint.h"
