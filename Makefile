@@ -33,8 +33,10 @@ reproduce: configure
 # libFuzzer on the loaders (config, checkpoint, safetensors, sweep file, plan), FUZZ_SECONDS each;
 # a clang build in build-fuzz. docs/RELIABILITY.md.
 FUZZ_SECONDS ?= 60
+# FUZZ_TARGETS: a subset (config checkpoint safetensors sweep plan; default all).
+FUZZ_TARGETS ?=
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD_DIR)
