@@ -8,6 +8,24 @@
 
 namespace pelab::test_fixtures {
 
+// A two-layer, two-head model small enough to compare paths on every PE x mask in milliseconds
+// (MLA sized to match); no dropout, so two paths see the same numbers.
+inline ModelConfig small_model_config(const std::string& pe, const std::string& mask) {
+  ModelConfig m;
+  m.pe = pe;
+  m.d_model = 32;
+  m.n_heads = 2;
+  m.n_layers = 2;
+  m.d_ff = 40;
+  m.dropout = 0;
+  m.attention_dropout = 0;
+  m.mask = mask;
+  m.mla_kv_latent = 12;
+  m.mla_q_latent = 10;
+  m.mla_rope_dim = 6;
+  return m;
+}
+
 struct TrainedModel {
   Config config;
   Transformer model{nullptr};

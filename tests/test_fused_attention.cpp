@@ -6,6 +6,7 @@
 
 #include <limits>
 
+#include "fixtures.h"
 #include "kernels/fused_attention.h"
 #include "kernels/fused_dropout.h"
 #include "model/transformer.h"
@@ -144,18 +145,7 @@ INSTANTIATE_TEST_SUITE_P(EveryIsa, FusedAttentionIsa, ::testing::ValuesIn(fused_
 namespace {
 
 ModelConfig model_config(const std::string& pe, const std::string& mask, bool fused) {
-  ModelConfig m;
-  m.pe = pe;
-  m.d_model = 32;
-  m.n_heads = 2;
-  m.n_layers = 2;
-  m.d_ff = 40;
-  m.dropout = 0;
-  m.attention_dropout = 0;
-  m.mask = mask;
-  m.mla_kv_latent = 12;
-  m.mla_q_latent = 10;
-  m.mla_rope_dim = 6;
+  ModelConfig m = test_fixtures::small_model_config(pe, mask);
   m.fused_attention = fused;
   return m;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "fixtures.h"
 #include "kernels/onednn_linear.h"
 #include "model/transformer.h"
 #include "pe/pe.h"
@@ -118,18 +119,7 @@ TEST(OnednnLinear, FrozenInputAndOtherDtypes) {
 namespace {
 
 ModelConfig model_config(const std::string& pe, const std::string& mask, bool fast) {
-  ModelConfig m;
-  m.pe = pe;
-  m.d_model = 32;
-  m.n_heads = 2;
-  m.n_layers = 2;
-  m.d_ff = 40;
-  m.dropout = 0;
-  m.attention_dropout = 0;
-  m.mask = mask;
-  m.mla_kv_latent = 12;
-  m.mla_q_latent = 10;
-  m.mla_rope_dim = 6;
+  ModelConfig m = test_fixtures::small_model_config(pe, mask);
   m.fused_attention = fast;
   m.onednn_linear = fast;
   return m;
