@@ -14,6 +14,7 @@
 #include "reproduce/plan.h"
 #include "sweep/sweep_spec.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_records.h"
 #include "train/safetensors.h"
 
 namespace pelab {
@@ -139,6 +140,64 @@ TEST_F(FuzzRegression, CheckpointWhoseArchiveLibTorchCannotParseIsRefused) {
   ASSERT_TRUE(fs::exists(file));
   const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
   EXPECT_TRUE(contains(e, "is corrupt or not a pelab checkpoint")) << e;
+  EXPECT_TRUE(contains(e, file.string())) << e;
+}
+
+TEST_F(FuzzRegression, CheckpointThatCrashedLibTorchIsRefusedBeforeLibTorchParsesIt) {
+  // Found by fuzz_checkpoint: one type record's "__parameters__" became "__rapameters__", and
+  // LibTorch 1.13's type parser recursed until the stack overflowed (a segfault, not an error).
+  const fs::path file =
+      fs::path(PELAB_SOURCE_DIR) / "tests/fuzz/regressions/checkpoint-libtorch-segv.pt";
+  ASSERT_TRUE(fs::exists(file));
+  const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
+  EXPECT_TRUE(contains(e, "is corrupt or not a pelab checkpoint")) << e;
+  EXPECT_TRUE(contains(e, "type record 'code/__torch__/___torch_mangle_10.py' line 2")) << e;
+  EXPECT_TRUE(contains(e, "__rapameters__")) << e;
+}
+
+TEST(CheckpointRecords, AcceptTheShapesLibTorchWritesAndRefuseEverythingElse) {
+  const fs::path file = "run/checkpoint.pt";
+  const std::string root =
+      "class Module(Module):\n  __parameters__ = [\"rng_state\", ]\n  __buffers__ = []\n"
+      "  format : str\n  rng_state : Tensor\n  model : __torch__.___torch_mangle_0.Module\n";
+  const std::string leaf =
+      "class Module(Module):\n  __parameters__ = []\n  __buffers__ = []\n"
+      "  __annotations__ = []\n  __annotations__[\"params/0\"] = str\n"
+      "  betas : Tuple[float, float]\n  maybe : Optional[List[Dict[str, int]]]\n";
+  const std::string leaf_name = "code/__torch__/___torch_mangle_0.py";
+  EXPECT_NO_THROW(check_type_records(file, {{"code/__torch__.py", root}, {leaf_name, leaf}}));
+
+  auto refusal = [&](const std::map<std::string, std::string>& records) {
+    try {
+      check_type_records(file, records);
+    } catch (const CheckpointError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  // A reference to a class the file does not hold, and a cycle of two classes.
+  std::string e = refusal({{"code/__torch__.py", root}});
+  EXPECT_TRUE(contains(e, "refers to __torch__.___torch_mangle_0.Module, which the file does not "
+                          "hold")) << e;
+  const std::string back = leaf + "  parent : __torch__.Module\n";
+  e = refusal({{"code/__torch__.py", root}, {leaf_name, back}});
+  EXPECT_TRUE(contains(e, "refer to each other in a cycle")) << e;
+  // Types nested beyond the limit, unknown types and members, and stray records.
+  std::string deep = "Tensor";
+  for (int i = 0; i < kMaxTypeDepth; ++i) deep = "List[" + deep + "]";
+  e = refusal({{leaf_name, leaf + "  x : " + deep + "\n"}});
+  EXPECT_TRUE(contains(e, "types nest deeper than 8 levels")) << e;
+  e = refusal({{leaf_name, leaf + "  x : Any\n"}});
+  EXPECT_TRUE(contains(e, "type 'Any' is not one pelab's checkpoints hold")) << e;
+  e = refusal({{leaf_name, leaf + "  def forward(self):\n"}});
+  EXPECT_TRUE(contains(e, "line 8")) << e;
+  EXPECT_TRUE(contains(e, "expected NAME : TYPE")) << e;
+  e = refusal({{leaf_name, "class Other(Module):\n"}});
+  EXPECT_TRUE(contains(e, "the first line must be 'class Module(Module):'")) << e;
+  e = refusal({{leaf_name, leaf + "  betas : Tuple[float, float\n"}});
+  EXPECT_TRUE(contains(e, "expected ']' closing Tuple")) << e;
+  e = refusal({{"code/__torch__/helper.py", leaf}});
+  EXPECT_TRUE(contains(e, "unexpected code record 'code/__torch__/helper.py'")) << e;
   EXPECT_TRUE(contains(e, file.string())) << e;
 }
 

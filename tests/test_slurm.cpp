@@ -240,7 +240,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
 // second time when the queue emptied (one "== pelab cell" start, collect found 2 of 3 epochs).
 // Not yet understood: whether the afterany dependency released the collect job early or the
 // requeued element was held. Resubmission (the test above) resumes correctly.
-TEST_F(Slurm, DISABLED_PreemptedElementCheckpointsRequeuesAndResumes) {
+TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   const std::string grid = "\"model.pe\" = [\"alibi\"]";
   const auto want = local_reference(fresh("preempt_local"), kLongRun, grid);
   const fs::path cluster = fresh("preempt_slurm");

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "train/checkpoint_records.h"
 #include "train/fused_adamw.h"
 #include "train/interrupt.h"
 
@@ -176,6 +177,8 @@ TrainState load_checkpoint(const fs::path& file) {
   if (!fs::exists(file))
     throw CheckpointError(
         fmt::format("no checkpoint at '{}' (is this a pelab run folder?)", file.string()));
+  // LibTorch's own parser crashes on some damaged type records: they are checked first.
+  check_checkpoint_records(file);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
