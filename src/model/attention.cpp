@@ -75,13 +75,16 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
   torch::Tensor q, k, v;
   if (in.keys_from.is_same(in.queries_from)) {
     // One product for q, k and v (the weights concatenated each step: 3 d^2 floats, next to
-    // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides.
+    // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides. split,
+    // not three narrows: its backward concatenates the three gradients once, where each narrow's
+    // would zero-fill a full [B L, 3 d] gradient and autograd would add the three up.
     const auto d = query->weight.size(0);
     auto qkv = linear(in.queries_from, torch::cat({query->weight, key->weight, value->weight}),
                       torch::cat({query->bias, key->bias, value->bias}), onednn);
-    q = split_heads(qkv.narrow(-1, 0, d), heads_);
-    k = split_heads(qkv.narrow(-1, d, d), heads_);
-    v = split_heads(qkv.narrow(-1, 2 * d, d), heads_);
+    const auto parts = qkv.split(d, -1);
+    q = split_heads(parts[0], heads_);
+    k = split_heads(parts[1], heads_);
+    v = split_heads(parts[2], heads_);
   } else {
     q = split_heads(linear(query, in.queries_from, onednn), heads_);
     k = split_heads(linear(key, in.keys_from, onednn), heads_);

@@ -7,6 +7,38 @@
 
 namespace pelab {
 
+namespace {
+
+// y = R(a) x on the pairs of x's last dim; cos and sin are [L, pairs], broadcast over the rest.
+torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  auto shape = x.sizes().vec();
+  shape.back() = cos.size(1);
+  shape.push_back(2);
+  auto pair_view = x.reshape(shape);  // [..., L, pairs, 2]
+  auto x0 = pair_view.select(-1, 0), x1 = pair_view.select(-1, 1);
+  return torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+}
+
+// The rotation as one autograd node. Its backward is the transposed rotation, R^T dy =
+// rotate_pairs(dy, cos, -sin): one pass, where autograd through select and stack would zero-fill
+// a full-size gradient per select and add them up (a fifth of a small model's training step).
+// Built of differentiable ops, so double back-propagation (Hessian products) still works.
+struct RotatePairs : torch::autograd::Function<RotatePairs> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return rotate_pairs(x, cos, sin);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    return {rotate_pairs(grads[0], saved[0], -saved[1]), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor rope_frequencies(int64_t rotary_dims, double base) {
   TORCH_CHECK(rotary_dims >= 0 && rotary_dims % 2 == 0, "rope_frequencies: rotary_dims ",
               rotary_dims, " must be even and non-negative");
@@ -35,12 +67,10 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
   }
   cos = cos.to(x.device(), x.scalar_type());
   sin = sin.to(x.device(), x.scalar_type());
-  auto shape = x.sizes().vec();
-  shape.back() = pairs;
-  shape.push_back(2);
-  auto pair_view = x.narrow(-1, 0, rotary).reshape(shape);  // [..., L, pairs, 2]
-  auto x0 = pair_view.select(-1, 0), x1 = pair_view.select(-1, 1);
-  auto y = torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+  const auto rotated = x.narrow(-1, 0, rotary);
+  auto y = cos.requires_grad() || sin.requires_grad()
+               ? rotate_pairs(rotated, cos, sin)
+               : RotatePairs::apply(rotated, cos, sin);
   if (rotary == dims) return y;
   return torch::cat({y, x.narrow(-1, rotary, dims - rotary)}, -1);
 }

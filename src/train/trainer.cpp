@@ -227,7 +227,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
           "epoch {:>3}/{}  train_loss {:.4f}  train_acc {:.4f}  test_loss {:.4f}  "
           "test_acc {:.4f}  lr {:.2e}  {:.0f} samples/s  ETA {}{}\n",
           epoch, t.epochs, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr,
-          m.train_samples_per_s, format_duration(eta), stopping_summary(m));
+          m.train_samples_per_s, format_duration(eta),
+          stopping_summary(state.history.back()));  // m is the copy before the stopping state
       std::fflush(stdout);
     }
     if (interrupt_signal() != 0 && state.epochs_done < t.epochs)
