@@ -10,14 +10,47 @@ namespace pelab {
 namespace {
 
 // y = R(a) x on the pairs of x's last dim; cos and sin are [L, pairs], broadcast over the rest.
-torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
-                           const torch::Tensor& sin) {
+// Differentiable (tensor ops): the path for double back-propagation and for other dtypes.
+torch::Tensor rotate_pairs_ops(const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin) {
   auto shape = x.sizes().vec();
   shape.back() = cos.size(1);
   shape.push_back(2);
   auto pair_view = x.reshape(shape);  // [..., L, pairs, 2]
   auto x0 = pair_view.select(-1, 0), x1 = pair_view.select(-1, 1);
   return torch::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+}
+
+// The same rotation as one pass over float32 CPU memory (not differentiable): the eight
+// broadcasting, strided elementwise ops above cost more than a small model's attention.
+torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  if (x.scalar_type() != torch::kFloat || !x.device().is_cpu() ||
+      cos.scalar_type() != torch::kFloat)
+    return rotate_pairs_ops(x, cos, sin);
+  const auto input = x.contiguous();
+  const auto c = cos.contiguous(), s = sin.contiguous();
+  auto y = torch::empty_like(input);
+  const int64_t positions = c.size(0), pairs = c.size(1);
+  const int64_t rows = input.numel() / (2 * pairs);  // row r holds position r % positions
+  const float* in = input.data_ptr<float>();
+  const float* cp = c.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  float* out = y.data_ptr<float>();
+  at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row_cos = cp + (r % positions) * pairs;
+      const float* row_sin = sp + (r % positions) * pairs;
+      const float* a = in + r * 2 * pairs;
+      float* b = out + r * 2 * pairs;
+      for (int64_t t = 0; t < pairs; ++t) {
+        const float x0 = a[2 * t], x1 = a[2 * t + 1];
+        b[2 * t] = x0 * row_cos[t] - x1 * row_sin[t];
+        b[2 * t + 1] = x0 * row_sin[t] + x1 * row_cos[t];
+      }
+    }
+  });
+  return y;
 }
 
 // The rotation as one autograd node. Its backward is the transposed rotation, R^T dy =
@@ -33,7 +66,9 @@ struct RotatePairs : torch::autograd::Function<RotatePairs> {
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    return {rotate_pairs(grads[0], saved[0], -saved[1]), torch::Tensor(), torch::Tensor()};
+    // Under create_graph (Hessian products) the backward itself must be differentiable.
+    const auto rotate = grads[0].requires_grad() ? rotate_pairs_ops : rotate_pairs;
+    return {rotate(grads[0], saved[0], -saved[1]), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -69,7 +104,7 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
   sin = sin.to(x.device(), x.scalar_type());
   const auto rotated = x.narrow(-1, 0, rotary);
   auto y = cos.requires_grad() || sin.requires_grad()
-               ? rotate_pairs(rotated, cos, sin)
+               ? rotate_pairs_ops(rotated, cos, sin)
                : RotatePairs::apply(rotated, cos, sin);
   if (rotary == dims) return y;
   return torch::cat({y, x.narrow(-1, rotary, dims - rotary)}, -1);
