@@ -261,6 +261,10 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
              std::string::npos &&
          std::chrono::steady_clock::now() < requeue_deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // slurmd refuses a job whose credential was revoked (the kill) in the same second as the new
+  // one's creation ("already killed, do not launch batch job"); Slurm's own delay avoids that,
+  // and so must ours: let a second pass first.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
   shell("scontrol update JobId=" + array + "_0 StartTime=now");
   ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"].get<std::string>()}));
   const std::string log = read_file(run_dir / "train.log");

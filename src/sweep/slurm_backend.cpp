@@ -162,6 +162,7 @@ std::string array_script(const SlurmJob& job, const std::vector<int64_t>& cells,
   // B: signals the batch shell, which `exec` below makes pelab itself: it checkpoints and exits.
   s += fmt::format("#SBATCH --signal=B:TERM@{}\n", o.signal_seconds);
   s += o.requeue ? "#SBATCH --requeue\n" : "#SBATCH --no-requeue\n";
+  s += "#SBATCH --open-mode=append\n";  // a requeued element keeps its first start's output
   s += common_directives(o);
   s += fmt::format("exec {} --cell \"$SLURM_ARRAY_TASK_ID\"\n", shell_command(job.cell_command));
   return s;
