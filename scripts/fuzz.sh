@@ -22,6 +22,8 @@ test -f "$fuzz_build/build.ninja" ||
 cmake --build "$fuzz_build" -j "$jobs"
 
 artifacts="$(realpath "$fuzz_build")/artifacts"
+# Leaks inside LibTorch's own error paths are suppressed (tests/fuzz/lsan.supp says which and why).
+export LSAN_OPTIONS="suppressions=$(realpath tests/fuzz/lsan.supp)${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 mkdir -p "$artifacts"
 failed=()
 for t in "${targets[@]}"; do

@@ -155,6 +155,18 @@ TEST_F(FuzzRegression, CheckpointThatCrashedLibTorchIsRefusedBeforeLibTorchParse
   EXPECT_TRUE(contains(e, "__rapameters__")) << e;
 }
 
+TEST_F(FuzzRegression, CheckpointWhosePickleClaimsTwentyFiveGigabytesIsRefused) {
+  // Found by fuzz_checkpoint once the type-record check let it run at hundreds of inputs per
+  // second: a mutated length inside the archive's pickles makes LibTorch's unpickler ask for
+  // about 25 GB. LibTorch's std::bad_alloc must come out as a CheckpointError (pelab does not
+  // parse the pickles itself yet, so the allocation is attempted: docs/RELIABILITY.md).
+  const fs::path file = fs::path(PELAB_SOURCE_DIR) /
+                        "tests/fuzz/regressions/checkpoint-libtorch-unpickler-25gb.pt";
+  ASSERT_TRUE(fs::exists(file));
+  const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
+  EXPECT_TRUE(contains(e, "is corrupt or not a pelab checkpoint")) << e;
+}
+
 TEST(CheckpointRecords, AcceptTheShapesLibTorchWritesAndRefuseEverythingElse) {
   const fs::path file = "run/checkpoint.pt";
   const std::string root =
