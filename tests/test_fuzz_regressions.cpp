@@ -160,8 +160,8 @@ TEST_F(FuzzRegression, CheckpointWhosePickleClaimsTwentyFiveGigabytesIsRefused) 
   // second: a mutated length inside the archive's pickles makes LibTorch's unpickler ask for
   // about 25 GB. LibTorch's std::bad_alloc must come out as a CheckpointError (pelab does not
   // parse the pickles itself yet, so the allocation is attempted: docs/RELIABILITY.md).
-  const fs::path file = fs::path(PELAB_SOURCE_DIR) /
-                        "tests/fuzz/regressions/checkpoint-libtorch-unpickler-25gb.pt";
+  const fs::path file =
+      fs::path(PELAB_SOURCE_DIR) / "tests/fuzz/regressions/checkpoint-libtorch-unpickler-25gb.pt";
   ASSERT_TRUE(fs::exists(file));
   const std::string e = error_of<CheckpointError>([&] { load_checkpoint(file); });
   EXPECT_TRUE(contains(e, "is corrupt or not a pelab checkpoint")) << e;
@@ -189,8 +189,10 @@ TEST(CheckpointRecords, AcceptTheShapesLibTorchWritesAndRefuseEverythingElse) {
   };
   // A reference to a class the file does not hold, and a cycle of two classes.
   std::string e = refusal({{"code/__torch__.py", root}});
-  EXPECT_TRUE(contains(e, "refers to __torch__.___torch_mangle_0.Module, which the file does not "
-                          "hold")) << e;
+  EXPECT_TRUE(contains(e,
+                       "refers to __torch__.___torch_mangle_0.Module, which the file does not "
+                       "hold"))
+      << e;
   const std::string back = leaf + "  parent : __torch__.Module\n";
   e = refusal({{"code/__torch__.py", root}, {leaf_name, back}});
   EXPECT_TRUE(contains(e, "refer to each other in a cycle")) << e;

@@ -103,9 +103,8 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
   cos = cos.to(x.device(), x.scalar_type());
   sin = sin.to(x.device(), x.scalar_type());
   const auto rotated = x.narrow(-1, 0, rotary);
-  auto y = cos.requires_grad() || sin.requires_grad()
-               ? rotate_pairs_ops(rotated, cos, sin)
-               : RotatePairs::apply(rotated, cos, sin);
+  auto y = cos.requires_grad() || sin.requires_grad() ? rotate_pairs_ops(rotated, cos, sin)
+                                                      : RotatePairs::apply(rotated, cos, sin);
   if (rotary == dims) return y;
   return torch::cat({y, x.narrow(-1, rotary, dims - rotary)}, -1);
 }

@@ -189,14 +189,16 @@ void check_acyclic(const std::filesystem::path& file,
   state[name] = 1;  // on the path
   for (const auto& target : references.at(name)) {
     if (!references.count(target))
-      throw CheckpointError(fmt::format(
-          "checkpoint '{}' is corrupt or not a pelab checkpoint: class {} refers to {}, which the file does not hold",
-          file.string(), name, target));
+      throw CheckpointError(
+          fmt::format("checkpoint '{}' is corrupt or not a pelab checkpoint: class {} refers to "
+                      "{}, which the file does not hold",
+                      file.string(), name, target));
     const int seen = state[target];
     if (seen == 1)
-      throw CheckpointError(fmt::format(
-          "checkpoint '{}' is corrupt or not a pelab checkpoint: its classes refer to each other in a cycle (through {})",
-          file.string(), target));
+      throw CheckpointError(
+          fmt::format("checkpoint '{}' is corrupt or not a pelab checkpoint: its classes refer to "
+                      "each other in a cycle (through {})",
+                      file.string(), target));
     if (seen == 0) check_acyclic(file, references, target, state);
   }
   state[name] = 2;  // done
