@@ -251,5 +251,30 @@ TEST_F(FuzzRegression, SweepGridOfTenBillionRunsIsRefusedUnexpanded) {
   EXPECT_TRUE(contains(e, "accepted: a grid of at most 10000 runs")) << e;
 }
 
+// A file name longer than the OS allows (NAME_MAX, 255 bytes here) makes std::filesystem throw
+// filesystem_error (ENAMETOOLONG) instead of answering "no such file". The sweep fuzzer found it
+// in a sweep's base; every loader of a user-named path must answer with its own clear error.
+TEST_F(FuzzRegression, PathsWithAFileNameTooLongForTheOsAreRefusedAsNotFound) {
+  const std::string long_name = std::string(300, 'N') + ".toml";
+  const fs::path sweep =
+      write("sweeps/nested.toml", "name = \"nested\"\nbase = \"../" + long_name + "\"\n");
+  std::string e = error_of<ConfigError>([&] { parse_sweep_file(sweep); });
+  EXPECT_TRUE(contains(e, "not found")) << e;
+  EXPECT_TRUE(contains(e, "accepted: a TOML config file")) << e;
+
+  e = error_of<ConfigError>([&] { parse_sweep_file(dir_ / long_name); });
+  EXPECT_TRUE(contains(e, "does not exist")) << e;
+
+  const fs::path plan = write("plan.toml", "base = \"" + long_name + "\"\n");
+  e = error_of<ConfigError>([&] { load_plan(plan.string(), PELAB_SOURCE_DIR); });
+  EXPECT_TRUE(contains(e, "not found")) << e;
+
+  e = error_of<ConfigError>([&] { load_plan(long_name, PELAB_SOURCE_DIR); });
+  EXPECT_TRUE(contains(e, "accepted:")) << e;
+
+  e = error_of<CheckpointError>([&] { load_checkpoint(dir_ / (long_name + ".pt")); });
+  EXPECT_TRUE(contains(e, "no checkpoint")) << e;
+}
+
 }  // namespace
 }  // namespace pelab

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "config/config.h"
+#include "config/user_paths.h"
 
 namespace pelab {
 namespace fs = std::filesystem;
@@ -99,8 +100,9 @@ std::vector<std::string> shipped_scales(const fs::path& source_dir) {
 
 ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source_dir) {
   fs::path file = scale_or_file;
-  if (!fs::exists(file)) file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
-  if (!fs::exists(file))
+  if (!user_path_exists(file))
+    file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
+  if (!user_path_exists(file))
     throw ConfigError(fmt::format(
         "--scale '{}': no plan file {}; accepted: {} (configs/reproduce/) or a path to a plan file",
         scale_or_file, file.string(), fmt::join(shipped_scales(source_dir), ", ")));
@@ -137,7 +139,7 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   p.scale = file.stem().string();
   if (const auto base = t["base"].value<std::string>()) {
     p.base_config = file.parent_path() / *base;
-    if (!fs::exists(p.base_config))
+    if (!user_path_exists(p.base_config))
       throw ConfigError(fmt::format("{}: base config '{}' not found (looked for {})", file.string(),
                                     *base, p.base_config.string()));
   }

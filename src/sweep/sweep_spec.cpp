@@ -10,6 +10,7 @@
 #include <set>
 
 #include "config/suggest.h"
+#include "config/user_paths.h"
 #include "tasks/task.h"
 
 namespace pelab {
@@ -79,7 +80,7 @@ std::string sanitize(const std::string& value) {
 fs::path resolve_base(const std::string& base, const fs::path& sweep_file) {
   const fs::path given(base);
   if (given.is_absolute()) {
-    if (!fs::is_regular_file(given))
+    if (!user_file_exists(given))
       throw ConfigError(
           fmt::format("{}: base config '{}' does not exist; accepted: a TOML "
                       "config file (configs/tiny.toml, ...)",
@@ -87,8 +88,8 @@ fs::path resolve_base(const std::string& base, const fs::path& sweep_file) {
     return given;
   }
   const fs::path beside = sweep_file.parent_path() / given;
-  if (fs::is_regular_file(beside)) return beside;
-  if (fs::is_regular_file(given)) return given;
+  if (user_file_exists(beside)) return beside;
+  if (user_file_exists(given)) return given;
   throw ConfigError(fmt::format(
       "{}: base config '{}' not found (tried '{}' and '{}'); accepted: a "
       "TOML config file, relative to the sweep file or the current "
@@ -107,7 +108,7 @@ std::string component(const std::string& key, const std::string& label, const st
 
 SweepSpec parse_sweep_file(const fs::path& file) {
   const std::string where = file.string();
-  if (!fs::is_regular_file(file))
+  if (!user_file_exists(file))
     throw ConfigError(
         fmt::format("sweep file '{}' does not exist; accepted: a TOML sweep file "
                     "(configs/sweeps/*.toml)",

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "config/user_paths.h"
 #include "train/checkpoint_records.h"
 #include "train/fused_adamw.h"
 #include "train/interrupt.h"
@@ -174,7 +175,7 @@ double minimum_parameter_count(const Config& config) {
 }  // namespace
 
 TrainState load_checkpoint(const fs::path& file) {
-  if (!fs::exists(file))
+  if (!user_path_exists(file))
     throw CheckpointError(
         fmt::format("no checkpoint at '{}' (is this a pelab run folder?)", file.string()));
   // LibTorch's own parser crashes on some damaged type records: they are checked first.

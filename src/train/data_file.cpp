@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "config/user_paths.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -219,7 +220,7 @@ void write_data_file(const fs::path& file, const DataFile& rows,
 
 DataFile read_data_file(const fs::path& file) {
   const DataFormat format = data_format_for(file);
-  if (!fs::is_regular_file(file)) fail(file, "no such file");
+  if (!user_file_exists(file)) fail(file, "no such file");
   return format == DataFormat::kJsonLines ? read_jsonl_rows(file) : read_safetensors_rows(file);
 }
 
