@@ -158,10 +158,11 @@ TEST_F(FuzzRegression, CheckpointThatCrashedLibTorchIsRefusedBeforeLibTorchParse
 
 TEST_F(FuzzRegression, CheckpointWhosePickleClaimsTwentyFiveGigabytesIsRefused) {
   // Found by fuzz_checkpoint once the type-record check let it run at hundreds of inputs per
-  // second: a mutated length inside the archive's pickles makes LibTorch's unpickler ask for
-  // about 25 GB. LibTorch's std::bad_alloc must come out as a CheckpointError (pelab does not
-  // parse the pickles itself yet, so the allocation is attempted: docs/RELIABILITY.md).
-  checkpoint_refusal("checkpoint-libtorch-unpickler-25gb.pt");
+  // second: a mutated LONG_BINPUT in data.pkl made LibTorch's unpickler resize its memo table to
+  // 1.6 billion entries (25 GB). pelab's pickle check refuses it before LibTorch reads it.
+  const std::string e = checkpoint_refusal("checkpoint-libtorch-unpickler-25gb.pt");
+  EXPECT_TRUE(contains(e, "pickle record 'data.pkl' byte 7580: memo index 1601071457 skips ahead"))
+      << e;
 }
 
 TEST(CheckpointRecords, AcceptTheShapesLibTorchWritesAndRefuseEverythingElse) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "train/checkpoint.h"
+#include "train/checkpoint_pickles.h"
 
 namespace pelab {
 namespace {
@@ -16,6 +17,10 @@ namespace {
 constexpr std::string_view kRootRecord = "code/__torch__.py";
 constexpr std::string_view kMangledPrefix = "code/__torch__/___torch_mangle_";
 constexpr std::string_view kRootClass = "__torch__.Module";
+
+bool ends_with(std::string_view s, std::string_view end) {
+  return s.size() >= end.size() && s.substr(s.size() - end.size()) == end;
+}
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -225,14 +230,20 @@ void check_type_records(const std::filesystem::path& file,
 
 void check_checkpoint_records(const std::filesystem::path& file) {
   std::map<std::string, std::string> code_records;
+  std::map<std::string, std::string> pickle_records;
+  std::map<std::string, std::size_t> record_sizes;
   try {
     caffe2::serialize::PyTorchStreamReader reader(file.string());
     for (const auto& record : reader.getAllRecords()) {
-      if (record.substr(0, 5) != "code/" || record.size() < 3 ||
-          record.substr(record.size() - 3) != ".py")
-        continue;
+      // Every record is read once here (the tensors' too, for their sizes): a few tens of MB
+      // at the paper's shape, against LibTorch reading it all again right after.
       const auto [data, size] = reader.getRecord(record);
-      code_records[record] = std::string(static_cast<const char*>(data.get()), size);
+      record_sizes[record] = size;
+      const std::string text(static_cast<const char*>(data.get()), size);
+      if (ends_with(record, "pkl"))
+        pickle_records[record] = text;
+      else if (record.rfind("code/", 0) == 0 && ends_with(record, ".py"))
+        code_records[record] = text;
     }
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
@@ -240,6 +251,12 @@ void check_checkpoint_records(const std::filesystem::path& file) {
                                       file.string(), what.substr(0, what.find('\n'))));
   }
   check_type_records(file, code_records);
+  for (const auto& [record, bytes] : pickle_records) {
+    const std::string storages = record == "data.pkl"        ? "data/"
+                                 : record == "constants.pkl" ? "constants/"
+                                                             : "";
+    check_pickle(file, record, bytes, storages, record_sizes);
+  }
 }
 
 }  // namespace pelab
