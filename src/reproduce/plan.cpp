@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "config/config.h"
 #include "config/user_paths.h"
@@ -13,6 +14,13 @@ namespace pelab {
 namespace fs = std::filesystem;
 
 namespace {
+
+// A TOML integer, and only an integer: toml++'s value<int64_t>() also converts floats, and a
+// float out of int64's range (`workers = 4e23`, found by fuzz_plan) is undefined behaviour there.
+std::optional<int64_t> exact_integer(const toml::node& node) {
+  if (const auto* i = node.as_integer()) return i->get();
+  return std::nullopt;
+}
 
 std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
                                   const fs::path& file, std::vector<int64_t> fallback) {
@@ -24,7 +32,7 @@ std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
         fmt::format("{}: '{}' must be a non-empty list of integers", file.string(), key));
   std::vector<int64_t> out;
   for (const auto& v : *array) {
-    const auto i = v.value<int64_t>();
+    const auto i = exact_integer(v);
     if (!i) throw ConfigError(fmt::format("{}: '{}' holds a non-integer", file.string(), key));
     out.push_back(*i);
   }
@@ -35,7 +43,7 @@ int64_t integer(const toml::table& t, const std::string& key, const fs::path& fi
                 int64_t fallback, int64_t low, int64_t high) {
   const auto* node = t.get(key);
   if (!node) return fallback;
-  const auto v = node->value<int64_t>();
+  const auto v = exact_integer(*node);
   if (!v || *v < low || *v > high)
     throw ConfigError(
         fmt::format("{}: '{}' must be an integer in [{}, {}]", file.string(), key, low, high));
