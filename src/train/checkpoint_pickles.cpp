@@ -145,21 +145,21 @@ class PickleWalker {
   void step(unsigned char op) {
     using K = Value::Kind;
     switch (op) {
-      case 0x80:
+      case 0x80:  // PROTO
         take(1);
-        break;  // PROTO
-      case 0x95:
+        break;
+      case 0x95:  // FRAME
         take(8);
-        break;  // FRAME
-      case '(':
+        break;
+      case '(':  // MARK
         marks_.push_back(stack_.size());
-        break;  // MARK
-      case ')':
+        break;
+      case ')':  // EMPTY_TUPLE
         push_tuple({});
-        break;  // EMPTY_TUPLE
-      case 't':
+        break;
+      case 't':  // TUPLE
         push_tuple(pop_to_mark());
-        break;  // TUPLE
+        break;
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1..3
@@ -175,42 +175,42 @@ class PickleWalker {
       case 0x89:  // EMPTY_LIST/DICT, NONE, NEWTRUE/FALSE
         stack_.push_back(make(K::kOther));
         break;
-      case 'l':
+      case 'l':  // LIST, DICT
       case 'd':
         pop_to_mark();
         stack_.push_back(make(K::kOther));
-        break;  // LIST, DICT
-      case 'a':
+        break;
+      case 'a':  // APPEND
         pop();
         top();
-        break;  // APPEND
-      case 'e':
+        break;
+      case 'e':  // APPENDS, SETITEMS
       case 'u':
         pop_to_mark();
         top();
-        break;  // APPENDS, SETITEMS
-      case 's':
+        break;
+      case 's':  // SETITEM
         pop();
         pop();
         top();
-        break;  // SETITEM
-      case 'b':
+        break;
+      case 'b':  // BUILD
         pop();
         top();
-        break;  // BUILD
-      case '0':
+        break;
+      case '0':  // POP
         pop();
-        break;  // POP
-      case '1':
+        break;
+      case '1':  // POP_MARK
         pop_to_mark();
-        break;  // POP_MARK
-      case '2':
+        break;
+      case '2':  // DUP
         stack_.push_back(top());
-        break;  // DUP
-      case 'K':
+        break;
+      case 'K':  // BININT1
         stack_.push_back(make(K::kInt, static_cast<int64_t>(take_unsigned(1))));
         break;
-      case 'M':
+      case 'M':  // BININT2
         stack_.push_back(make(K::kInt, static_cast<int64_t>(take_unsigned(2))));
         break;
       case 'J':  // BININT: signed 32-bit
@@ -229,21 +229,21 @@ class PickleWalker {
         stack_.push_back(make(K::kInt, static_cast<int64_t>(v)));
         break;
       }
-      case 'G':
+      case 'G':  // BINFLOAT
         take(8);
         stack_.push_back(make(K::kOther));
-        break;  // BINFLOAT
-      case 'X':
+        break;
+      case 'X':  // BINUNICODE
         stack_.push_back(make(K::kStr, 0, take_counted(4)));
-        break;  // BINUNICODE
-      case 0x8c:
+        break;
+      case 0x8c:  // SHORT_BINUNICODE
         stack_.push_back(make(K::kStr, 0, take_counted(1)));
-        break;  // SHORT_BINUNICODE
-      case 'B':
+        break;
+      case 'B':  // BINBYTES/STRING
       case 'T':
         take_counted(4);
         stack_.push_back(make(K::kOther));
-        break;  // BINBYTES/STRING
+        break;
       case 'C':
       case 'U':
         take_counted(1);
@@ -262,29 +262,29 @@ class PickleWalker {
         stack_.push_back(make(K::kOther));
         break;
       }
-      case 0x81:
+      case 0x81:  // NEWOBJ
         pop();
         pop();
         stack_.push_back(make(K::kOther));
-        break;  // NEWOBJ
-      case 'Q':
+        break;
+      case 'Q':  // BINPERSID
         stack_.push_back(storage(*pop()));
-        break;  // BINPERSID
-      case 'q':
+        break;
+      case 'q':  // BINPUT
         memo_put(take_unsigned(1));
-        break;  // BINPUT
-      case 'r':
+        break;
+      case 'r':  // LONG_BINPUT
         memo_put(take_unsigned(4));
-        break;  // LONG_BINPUT
-      case 0x94:
+        break;
+      case 0x94:  // MEMOIZE
         memo_put(memo_.size());
-        break;  // MEMOIZE
-      case 'h':
+        break;
+      case 'h':  // BINGET
         memo_get(take_unsigned(1));
-        break;  // BINGET
-      case 'j':
+        break;
+      case 'j':  // LONG_BINGET
         memo_get(take_unsigned(4));
-        break;  // LONG_BINGET
+        break;
       default:
         refuse(fmt::format("opcode 0x{:02x} is not one pelab's checkpoints hold", op));
     }
