@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 
 #include "config/config.h"
 #include "config/suggest.h"
@@ -104,6 +105,54 @@ TEST(Suggest, EditDistance) {
   EXPECT_EQ(edit_distance("", "abc"), 3u);
   EXPECT_EQ(nearest("d_model", {"model.d_model", "model.d_ff"}), "model.d_model");
   EXPECT_EQ(nearest("zzzzzzzz", {"model.d_model"}), "");
+}
+
+// nearest() skips candidates whose length alone rules them out; it must still pick exactly what a
+// plain scan of every candidate's edit distance picks (same threshold, first of equals wins).
+TEST(Suggest, NearestMatchesAPlainScanOfEveryCandidate) {
+  std::vector<std::string> keys;
+  for (const auto& info : config_keys()) keys.push_back(info.key);
+  auto plain_scan = [&](const std::string& word) {
+    std::string best;
+    std::size_t best_distance = std::max<std::size_t>(3, word.size() / 3) + 1;
+    for (const auto& c : keys) {
+      std::size_t d = edit_distance(word, c);
+      auto dot = c.find('.');
+      if (dot != std::string::npos && c.substr(dot + 1) == word) d = 1;
+      if (d < best_distance) best_distance = d, best = c;
+    }
+    return best;
+  };
+  std::mt19937 rng(7);
+  int suggested = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string word = keys[rng() % keys.size()];
+    // Mutate a real key by a few edits, or drop its section, or make it much longer or shorter.
+    const int edits = static_cast<int>(rng() % 8);
+    for (int e = 0; e < edits && !word.empty(); ++e) {
+      const std::size_t at = rng() % word.size();
+      switch (rng() % 4) {
+        case 0:
+          word.erase(at, 1);
+          break;
+        case 1:
+          word.insert(at, 1, static_cast<char>('a' + rng() % 26));
+          break;
+        case 2:
+          word[at] = static_cast<char>('a' + rng() % 26);
+          break;
+        default:
+          word = word.substr(word.find('.') + 1);
+          break;
+      }
+    }
+    if (trial % 10 == 0) word += std::string(rng() % 40, 'x');
+    const std::string expected = plain_scan(word);
+    EXPECT_EQ(nearest(word, keys), expected) << "word '" << word << "'";
+    suggested += !expected.empty();
+  }
+  EXPECT_GT(suggested, 1000);  // the comparison covers words that do get a suggestion
+  EXPECT_EQ(nearest(std::string(100000, 'q'), keys), "");
 }
 
 TEST(Config, KeyListingShowsOnlyTheChoices) {

@@ -24,10 +24,16 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
   std::string best;
   std::size_t best_distance = std::max<std::size_t>(3, word.size() / 3) + 1;
   for (const auto& c : candidates) {
-    std::size_t d = edit_distance(word, c);
     // A key typed without its section ("d_model" for "model.d_model") is also a near miss.
     auto dot = c.find('.');
-    if (dot != std::string::npos && c.substr(dot + 1) == word) d = 1;
+    const bool section_dropped = dot != std::string::npos && c.substr(dot + 1) == word;
+    // The edit distance is at least the difference in length, so a candidate that far off cannot
+    // win; skipping it keeps a long unknown word (fuzzed input, a pasted line) from costing
+    // length x length work per candidate.
+    const std::size_t length_gap =
+        word.size() > c.size() ? word.size() - c.size() : c.size() - word.size();
+    if (!section_dropped && length_gap >= best_distance) continue;
+    std::size_t d = section_dropped ? 1 : edit_distance(word, c);
     if (d < best_distance) {
       best_distance = d;
       best = c;
