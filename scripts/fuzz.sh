@@ -19,7 +19,7 @@ cmake --build "$build" -j "$jobs" --target pelab_core
 test -f "$fuzz_build/build.ninja" ||
   CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B "$fuzz_build" -G Ninja \
     -DPELAB_CORE_LIB="$(realpath "$build")/libpelab_core.a"
-# Only the targets asked for (CI's list skips the slow-to-compile checkpoint target).
+# Only the targets asked for.
 build_targets=()
 for t in "${targets[@]}"; do build_targets+=("fuzz_$t"); done
 cmake --build "$fuzz_build" -j "$jobs" --target "${build_targets[@]}"
