@@ -6,6 +6,10 @@
 
 #include <limits>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 #include "fixtures.h"
 #include "kernels/fused_attention.h"
 #include "kernels/fused_dropout.h"
@@ -137,6 +141,43 @@ TEST_P(FusedAttentionIsa, TakesStridedHeadViews) {
   auto fused = fused_attention(heads(0), heads(1), heads(2), {}, mask, 0.3, 0.0);
   auto reference = explicit_attention(heads(0), heads(1), heads(2), {}, mask, 0.3);
   EXPECT_LT(relative_error(fused, reference), kTolerance);
+}
+
+// ALiBi with the paper's slopes over 128 positions pushes logits to -127: probabilities of 1e-30
+// and below, whose products with gradients are float denormals. The kernels flush those to zero
+// (they are slow on x86); the results must still match the explicit path, and the caller's
+// floating-point mode must be as it was.
+TEST_P(FusedAttentionIsa, SteepBiasesMatchExplicitAndLeaveTheCallersFloatModeAlone) {
+  torch::manual_seed(13);
+  const int64_t B = 2, H = 4, L = 128, D = 16;
+  auto distance = (torch::arange(L).unsqueeze(1) - torch::arange(L).unsqueeze(0)).abs();
+  auto slopes = torch::tensor({1.0f, 0.8f, 0.6f, 0.4f}).view({H, 1, 1});
+  auto bias = -slopes * distance.to(torch::kFloat).unsqueeze(0);
+#if defined(__x86_64__) || defined(__i386__)
+  // The control bits only (rounding, exception masks, FTZ, DAZ); bits 0-5 are sticky status flags
+  // that any computation may raise.
+  constexpr unsigned kControlBits = ~0x3Fu;
+  const unsigned float_mode = _mm_getcsr() & kControlBits;
+#endif
+  auto q = torch::randn({B, H, L, D}), k = torch::randn({B, H, L, D}),
+       v = torch::randn({B, H, L, D});
+  auto grad_out = torch::randn({B, L, H * D});
+  auto run = [&](bool fused) {
+    auto qq = q.clone().requires_grad_(true), kk = k.clone().requires_grad_(true),
+         vv = v.clone().requires_grad_(true);
+    auto out = fused ? fused_attention(qq, kk, vv, bias, {}, 0.25, 0.0)
+                     : explicit_attention(qq, kk, vv, bias, {}, 0.25);
+    (out * grad_out).sum().backward();
+    return std::vector<torch::Tensor>{out.detach(), qq.grad(), kk.grad(), vv.grad()};
+  };
+  const auto fused = run(true), reference = run(false);
+  const char* names[] = {"output", "grad q", "grad k", "grad v"};
+  for (size_t i = 0; i < reference.size(); ++i)
+    EXPECT_LT(relative_error(fused[i], reference[i]), kTolerance) << names[i];
+#if defined(__x86_64__) || defined(__i386__)
+  EXPECT_EQ(_mm_getcsr() & kControlBits, float_mode)
+      << "the kernel left flush-to-zero set on the calling thread";
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryIsa, FusedAttentionIsa, ::testing::ValuesIn(fused_attention_isas()),

@@ -20,6 +20,10 @@
 #include "kernels/attention_kernel.h"
 #include "kernels/simd.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
 namespace pelab::kernels::PELAB_KERNEL_ISA {
 namespace {
 
@@ -39,6 +43,26 @@ inline void fill_zero(float* begin, float* end) {
 inline void copy_floats(const float* begin, const float* end, float* out) {
   for (const float* x = begin; x < end; ++x) *out++ = *x;
 }
+
+// Flush-to-zero and denormals-are-zero while a kernel runs, restored on return. A bias such as
+// ALiBi's with the paper's slopes (up to 1 per position, 127 positions) drives probabilities to
+// 1e-30 and below; their products with gradients fall into float's denormal range, where x86
+// takes a slow microcode path for every operation touching them (measured: the paper preset's
+// ALiBi attention backward ran 2.5x slower than RoPE's, docs/PERFORMANCE.md). Results under
+// 1.2e-38 become 0, far below float32's resolution of any sum they enter.
+class FlushDenormalsToZero {
+ public:
+#if defined(__x86_64__) || defined(__i386__)
+  FlushDenormalsToZero() : saved_(_mm_getcsr()) {
+    _mm_setcsr(saved_ | kFlushToZero | kDenormalsAreZero);
+  }
+  ~FlushDenormalsToZero() { _mm_setcsr(saved_); }
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
+  unsigned saved_;
+#endif
+};
 
 // C[r][v] (+)= sum_k A[r*a_row + k*a_k] * B[k*ldb + v] for an RB x VB-vector register tile.
 template <int RB, int VB>
@@ -219,6 +243,7 @@ void pack_transposed(const float* src, int64_t src_row, int64_t rows, int64_t di
 }
 
 void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
+  const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
   Scratch scratch(Scratch::size(
       {g.dk * g.lk_pad, g.lk * g.dv_pad, g.block * g.dk, g.block * g.lk_pad, g.block * g.dv_pad}));
@@ -286,6 +311,7 @@ void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
 }
 
 void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, float* grad_bias) {
+  const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
   Scratch scratch(
       Scratch::size({g.dk * g.lk_pad, g.lk * g.dk_pad, g.dv * g.lk_pad, g.block * g.dk_pad,
