@@ -1,74 +1,72 @@
 #!/usr/bin/env python3
-"""bf16 against float32 accuracy (docs/PERFORMANCE.md): trains the small reproduction's runs
-(configs/reproduce/small.toml: its base config, its [set] overrides, its seeds) for a choice of
-PEs, tasks and setups, once with train.precision=fp32 and once with bf16, and prints the final
-test accuracies, their difference and the spread between the seeds. Resumable: finished runs
-are read back, unfinished ones resumed.
+"""bf16 against float32 accuracy (docs/PERFORMANCE.md, "bf16 accuracy"): compares the reported
+test accuracies of two reproduce plans that differ only in train.precision, read from the
+experiment store, cell by cell (setup, experiment, PE, task) over their seeds.
 
-Usage: bench/precision_accuracy.py [build/pelab] [--out DIR] [--pes rope alibi] [--tasks ...]
-[--setups standard faithful]"""
+Train both first (each resumable; re-run the same command after an interruption):
+    build/pelab reproduce --scale bench/precision/small-task1-fp32.toml
+    build/pelab reproduce --scale bench/precision/small-task1-bf16.toml
+then:
+    bench/precision_accuracy.py [--store runs/pelab.db] [--fp32 small-task1-fp32]
+                                [--bf16 small-task1-bf16]
+
+A cell is "within spread" when the difference of the two precisions' seed means is no larger
+than the larger of the two seed ranges (max - min over seeds)."""
 import argparse
-import json
-import os
+import collections
+import sqlite3
 import statistics
-import subprocess
 import sys
-import tomllib
 
-SETUPS = {  # src/reproduce/plan.cpp setup_overrides
-    "faithful": ["model.mask=none", "model.kv_source=embedding", "model.alibi_slopes=paper",
-                 "model.pooling=all", "task.fillers_may_be_triggers=true"],
-    "standard": ["model.mask=padding", "model.kv_source=residual", "model.alibi_slopes=standard",
-                 "model.pooling=valid", "task.fillers_may_be_triggers=false"],
-}
+
+def accuracies(store, plan):
+    """{(setup, experiment, pe, task): {seed: (accuracy, epochs)}} of a plan's finished runs."""
+    cells = collections.defaultdict(dict)
+    rows = store.execute(
+        "SELECT sweep, pe, task, seed, final_test_accuracy, epochs_done FROM runs "
+        "WHERE sweep LIKE ? AND status = 'finished'", (plan + "-%",))
+    for sweep, pe, task, seed, accuracy, epochs in rows:
+        setup, experiment = sweep[len(plan) + 1:].split("-", 1)
+        cells[(setup, experiment, pe, task)][seed] = (accuracy, epochs)
+    return cells
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("pelab", nargs="?", default="build/pelab")
-    parser.add_argument("--plan", default="configs/reproduce/small.toml")
-    parser.add_argument("--out", default="runs/precision_accuracy")
-    parser.add_argument("--pes", nargs="+", default=["rope", "alibi"])
-    parser.add_argument("--tasks", nargs="+", default=["distance", "count"])
-    parser.add_argument("--setups", nargs="+", default=["standard", "faithful"])
+    parser.add_argument("--store", default="runs/pelab.db")
+    parser.add_argument("--fp32", default="small-task1-fp32")
+    parser.add_argument("--bf16", default="small-task1-bf16")
     args = parser.parse_args()
-    with open(args.plan, "rb") as f:
-        plan = tomllib.load(f)
-    base = os.path.normpath(os.path.join(os.path.dirname(args.plan), plan["base"]))
-    fixed = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}".replace('"', "")
-             for k, v in plan.get("set", {}).items()]
-    seeds = plan.get("seeds", [0])
-    cells = [(s, t, p) for s in args.setups for t in args.tasks for p in args.pes]
-    runs = [(c, seed, precision) for c in cells for seed in seeds for precision in ("fp32", "bf16")]
-    accuracy = {}
-    for i, ((setup, task, pe), seed, precision) in enumerate(runs):
-        folder = os.path.join(args.out, f"{setup}-{task}-{pe}-seed{seed}-{precision}")
-        metrics = os.path.join(folder, "metrics.json")
-        epochs = int(dict(item.split("=", 1) for item in fixed).get("train.epochs", 0)) or None
-        history = json.load(open(metrics)) if os.path.exists(metrics) else []
-        if not history or (epochs and len(history) < epochs):
-            print(f"precision_accuracy: run {i + 1}/{len(runs)}: {folder}", file=sys.stderr)
-            if os.path.exists(os.path.join(folder, "checkpoint.pt")):
-                command = [args.pelab, "train", "--resume", folder, "--no-progress"]
-            else:
-                command = [args.pelab, "train", "--config", base, "--out", folder, "--no-progress",
-                           *fixed, *SETUPS[setup], f"task.name={task}", f"model.pe={pe}",
-                           f"train.seed={seed}", f"train.precision={precision}"]
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            history = json.load(open(metrics))
-        accuracy[(setup, task, pe, seed, precision)] = history[-1]["test_accuracy"]
+    store = sqlite3.connect(f"file:{args.store}?mode=ro", uri=True)
+    fp32, bf16 = accuracies(store, args.fp32), accuracies(store, args.bf16)
+    if not fp32 or not bf16:
+        sys.exit(f"precision_accuracy: no finished runs of plan '{args.fp32 if not fp32 else args.bf16}'"
+                 f" in {args.store}; train both plans first (see --help)")
+    print("| setup | experiment | pe | task | fp32 (seeds; epochs) | bf16 (seeds; epochs) "
+          "| bf16 - fp32 (means) | larger seed range | within spread? |")
+    print("| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |")
+    within, differences = 0, []
+    for cell in sorted(fp32):
+        if cell not in bf16 or set(fp32[cell]) != set(bf16[cell]):
+            print(f"| {' | '.join(cell)} | missing in one plan | | | | |")
+            continue
+        seeds = sorted(fp32[cell])
+        a = [fp32[cell][s][0] for s in seeds]
+        b = [bf16[cell][s][0] for s in seeds]
+        diff = statistics.mean(b) - statistics.mean(a)
+        spread = max(max(a) - min(a), max(b) - min(b))
+        ok = abs(diff) <= spread
+        within += ok
+        differences.append(abs(diff))
 
-    print("| setup | task | pe | fp32 accuracy (seeds) | bf16 accuracy (seeds) "
-          "| mean bf16 - fp32 | fp32 seed spread | within spread? |")
-    print("| --- | --- | --- | --- | --- | ---: | ---: | --- |")
-    for setup, task, pe in cells:
-        fp32 = [accuracy[(setup, task, pe, s, "fp32")] for s in seeds]
-        bf16 = [accuracy[(setup, task, pe, s, "bf16")] for s in seeds]
-        diff = statistics.mean(bf16) - statistics.mean(fp32)
-        spread = max(fp32) - min(fp32)
-        print(f"| {setup} | {task} | {pe} | {', '.join(f'{a:.3f}' for a in fp32)} "
-              f"| {', '.join(f'{a:.3f}' for a in bf16)} | {diff:+.3f} | {spread:.3f} "
-              f"| {'yes' if abs(diff) <= spread else 'no'} |")
+        def show(runs):
+            return ", ".join(f"{runs[s][0]:.3f}" for s in seeds) + "; " + "/".join(
+                str(runs[s][1]) for s in seeds)
+
+        print(f"| {' | '.join(cell)} | {show(fp32[cell])} | {show(bf16[cell])} | {diff:+.3f} "
+              f"| {spread:.3f} | {'yes' if ok else '**no**'} |")
+    print(f"\n{within} of {len(differences)} cells within spread; mean |bf16 - fp32| "
+          f"{statistics.mean(differences):.3f}, largest {max(differences):.3f}")
 
 
 if __name__ == "__main__":
