@@ -87,7 +87,7 @@ void add_reproduce(CLI::App& app) {
       "Run the study at one scale: train every setting, analyse every run, write the report");
   cmd->add_option(
       "--scale", args->scale,
-      "tiny (CI smoke) | small (default, ~15 min) | medium (4 layers, ~1.5 h) | paper | a "
+      "tiny (CI smoke) | small (default, ~45 min) | medium (4 layers, ~1.5 h) | paper | a "
       "plan file "
       "(configs/reproduce/*.toml)");
   cmd->add_option("--setup", args->setup, "faithful | standard | both (default)")
