@@ -73,7 +73,16 @@ void expect_matches_explicit(const Shape& s, const std::string& mask_kind,
   auto k = torch::randn({s.batch, s.heads, s.length, s.qk_dim});
   auto v = torch::randn({s.batch, s.heads, s.length, s.v_dim});
   torch::Tensor bias;
-  if (bias_kind != "none") bias = torch::randn({s.heads, s.length, s.length});
+  if (bias_kind == "steep") {
+    // ALiBi-like, slopes 1 down to 0.4: logits reach -(length - 1).
+    auto distance = (torch::arange(s.length).unsqueeze(1) - torch::arange(s.length).unsqueeze(0))
+                        .abs()
+                        .to(torch::kFloat);
+    auto slopes = torch::linspace(1.0, 0.4, s.heads).view({s.heads, 1, 1});
+    bias = -slopes * distance.unsqueeze(0);
+  } else if (bias_kind != "none") {
+    bias = torch::randn({s.heads, s.length, s.length});
+  }
   auto mask = make_mask(mask_kind, s.batch, s.length);
   const double scale = 1.0 / std::sqrt(double(s.qk_dim));
   auto grad_out = torch::randn({s.batch, s.length, s.heads * s.v_dim});
@@ -149,31 +158,13 @@ TEST_P(FusedAttentionIsa, TakesStridedHeadViews) {
 // floating-point mode must be as it was.
 TEST_P(FusedAttentionIsa, SteepBiasesMatchExplicitAndLeaveTheCallersFloatModeAlone) {
   torch::manual_seed(13);
-  const int64_t B = 2, H = 4, L = 128, D = 16;
-  auto distance = (torch::arange(L).unsqueeze(1) - torch::arange(L).unsqueeze(0)).abs();
-  auto slopes = torch::tensor({1.0f, 0.8f, 0.6f, 0.4f}).view({H, 1, 1});
-  auto bias = -slopes * distance.to(torch::kFloat).unsqueeze(0);
 #if defined(__x86_64__) || defined(__i386__)
   // The control bits only (rounding, exception masks, FTZ, DAZ); bits 0-5 are sticky status flags
   // that any computation may raise.
   constexpr unsigned kControlBits = ~0x3Fu;
   const unsigned float_mode = _mm_getcsr() & kControlBits;
 #endif
-  auto q = torch::randn({B, H, L, D}), k = torch::randn({B, H, L, D}),
-       v = torch::randn({B, H, L, D});
-  auto grad_out = torch::randn({B, L, H * D});
-  auto run = [&](bool fused) {
-    auto qq = q.clone().requires_grad_(true), kk = k.clone().requires_grad_(true),
-         vv = v.clone().requires_grad_(true);
-    auto out = fused ? fused_attention(qq, kk, vv, bias, {}, 0.25, 0.0)
-                     : explicit_attention(qq, kk, vv, bias, {}, 0.25);
-    (out * grad_out).sum().backward();
-    return std::vector<torch::Tensor>{out.detach(), qq.grad(), kk.grad(), vv.grad()};
-  };
-  const auto fused = run(true), reference = run(false);
-  const char* names[] = {"output", "grad q", "grad k", "grad v"};
-  for (size_t i = 0; i < reference.size(); ++i)
-    EXPECT_LT(relative_error(fused[i], reference[i]), kTolerance) << names[i];
+  expect_matches_explicit({2, 4, 128, 16, 16}, "none", "steep", GetParam() + " steep bias L128");
 #if defined(__x86_64__) || defined(__i386__)
   EXPECT_EQ(_mm_getcsr() & kControlBits, float_mode)
       << "the kernel left flush-to-zero set on the calling thread";
