@@ -8,6 +8,7 @@
 #include "bench/gemm_rates.h"
 #include "kernels/fused_attention.h"
 #include "kernels/onednn_linear.h"
+#include "train/allocator.h"
 #include "train/trainer.h"
 
 namespace pelab {
@@ -74,6 +75,7 @@ BenchResult run_bench(const Config& config, const BenchOptions& options) {
   result.linear =
       config.model.onednn_linear && onednn_available() ? "oneDNN" : std::string("at::linear");
   result.precision = config.train.precision;
+  result.allocator = keep_freed_memory_for_reuse();
   result.threads = torch::get_num_threads();
   result.attention = config.model.fused_attention ? fmt::format("fused ({})", fused_attention_isa())
                                                   : std::string("explicit");
@@ -141,6 +143,7 @@ std::string bench_json(const Config& config, const BenchResult& r) {
                       {"openblas_matmul_gflop_per_s", r.openblas_matmul_gflop_per_s},
                       {"linear", r.linear},
                       {"precision", r.precision},
+                      {"allocator", r.allocator},
                       {"pe", config.model.pe},
                       {"threads", r.threads},
                       {"attention", r.attention},

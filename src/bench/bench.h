@@ -35,6 +35,7 @@ struct BenchResult {
   std::string attention;  // "fused (avx512)", "explicit", ...
   std::string linear;     // "oneDNN", "at::linear"
   std::string precision;  // train.precision
+  std::string allocator;  // keep_freed_memory_for_reuse(): "reuse", "user" or "default"
 };
 
 // Forward FLOPs of one sample (multiply-adds count 2; dense: masked keys are counted too).

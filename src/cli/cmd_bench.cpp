@@ -55,15 +55,15 @@ void add_bench(CLI::App& app) {
       return;
     }
     fmt::print(
-        "pe={} threads={} attention={} linear={} precision={}\n"
+        "pe={} threads={} attention={} linear={} precision={} malloc={}\n"
         "train: {:.1f} samples/s  {:.1f} GFLOP/s ({:.3f} GFLOP per sample forward, x3 per step)\n"
         "eval:  {:.1f} samples/s  {:.1f} GFLOP/s\n"
         "1024^3 matmul: {:.1f} GFLOP/s float32 (fastest GEMM; OpenBLAS {:.1f}), {:.1f} bf16; "
         "training reaches {:.0f}% of the float32 rate\n",
-        config.model.pe, r.threads, r.attention, r.linear, r.precision, r.train_samples_per_s,
-        r.gflop_per_s, r.model_gflop_per_sample, r.eval_samples_per_s, r.eval_gflop_per_s,
-        r.matmul_gflop_per_s, r.openblas_matmul_gflop_per_s, r.matmul_bf16_gflop_per_s,
-        100.0 * r.gflop_per_s / r.matmul_gflop_per_s);
+        config.model.pe, r.threads, r.attention, r.linear, r.precision, r.allocator,
+        r.train_samples_per_s, r.gflop_per_s, r.model_gflop_per_sample, r.eval_samples_per_s,
+        r.eval_gflop_per_s, r.matmul_gflop_per_s, r.openblas_matmul_gflop_per_s,
+        r.matmul_bf16_gflop_per_s, 100.0 * r.gflop_per_s / r.matmul_gflop_per_s);
   });
 }
 

@@ -9,11 +9,13 @@
 #include "cli/openmp_env.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "train/allocator.h"
 #include "train/checkpoint.h"
 #include "train/interrupt.h"
 
 int main(int argc, char** argv) {
   pelab::cli::restart_with_short_openmp_spin(argv);
+  pelab::keep_freed_memory_for_reuse();
   CLI::App app{
       "pelab: train Transformers with any positional encoding on content/position tasks, and see "
       "why each encoding works.\nRun `pelab COMMAND --help` for a command's options."};
