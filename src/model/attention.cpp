@@ -4,6 +4,7 @@
 
 #include "kernels/fused_attention.h"
 #include "kernels/onednn_linear.h"
+#include "model/qkv_heads.h"
 
 namespace pelab {
 
@@ -75,16 +76,25 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
   torch::Tensor q, k, v;
   if (in.keys_from.is_same(in.queries_from)) {
     // One product for q, k and v (the weights concatenated each step: 3 d^2 floats, next to
-    // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides. split,
-    // not three narrows: its backward concatenates the three gradients once, where each narrow's
-    // would zero-fill a full [B L, 3 d] gradient and autograd would add the three up.
+    // a [B L, d] x [d, 3 d] product), then strided views: the kernels take any strides.
+    // split_qkv_heads writes the three gradients into one packed gradient; the explicit path
+    // (double back-propagation) splits with split, not three narrows: its backward concatenates
+    // the three gradients once, where each narrow's would zero-fill a full [B L, 3 d] gradient.
     const auto d = query->weight.size(0);
     auto qkv = linear(in.queries_from, torch::cat({query->weight, key->weight, value->weight}),
                       torch::cat({query->bias, key->bias, value->bias}), onednn);
-    const auto parts = qkv.split(d, -1);
-    q = split_heads(parts[0], heads_);
-    k = split_heads(parts[1], heads_);
-    v = split_heads(parts[2], heads_);
+    if (!in.explicit_path && qkv.is_contiguous() && qkv.scalar_type() == torch::kFloat &&
+        qkv.device().is_cpu()) {
+      const auto parts = split_qkv_heads(qkv, heads_);
+      q = parts[0];
+      k = parts[1];
+      v = parts[2];
+    } else {
+      const auto parts = qkv.split(d, -1);
+      q = split_heads(parts[0], heads_);
+      k = split_heads(parts[1], heads_);
+      v = split_heads(parts[2], heads_);
+    }
   } else {
     q = split_heads(linear(query, in.queries_from, onednn), heads_);
     k = split_heads(linear(key, in.keys_from, onednn), heads_);
