@@ -1,16 +1,20 @@
 // `pelab reproduce --scale tiny` end to end (the CI smoke of the whole study), and its plans.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cli_runner.h"
 #include "config/config.h"
 #include "reproduce/plan.h"
 #include "reproduce/reproduce.h"
+#include "sweep/sweep_spec.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
@@ -132,4 +136,73 @@ TEST(Reproduce, BadPlansAreRefusedWithTheirKey) {
   EXPECT_THROW(load_plan(write("[set]\n\"model.pe\" = \"ropey\"\n"), PELAB_SOURCE_DIR),
                ConfigError);
   EXPECT_THROW(load_plan(write("base = \"missing.toml\"\n"), PELAB_SOURCE_DIR), ConfigError);
+}
+
+namespace {
+
+// Run names per sweep of a plan in one setup, e.g. {"small-standard-main": {"rope-count-s0", ..}}.
+std::map<std::string, std::set<std::string>> run_names(const ReproducePlan& plan) {
+  ReproduceOptions options;
+  options.out_dir = "unused";
+  std::map<std::string, std::set<std::string>> names;
+  for (const auto& spec : reproduce_sweeps(plan, "standard", options))
+    for (const auto& r : expand_sweep(spec, 1)) names[spec.name].insert(r.name);
+  return names;
+}
+
+std::string refusal(const std::string& file) {
+  try {
+    load_plan(file, PELAB_SOURCE_DIR);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+}  // namespace
+
+// small trains Task 2 on seed 0 only ([task_seeds] count = [0]); small-full extends it and puts
+// k-heads and Task 2's seed 1 back, with every other key (the [set] overrides) small's.
+TEST(Reproduce, TaskSeedsLeaveOutTask2sSecondSeedAndExtendsPutsItBack) {
+  const auto small = load_plan(plan_file("small"), PELAB_SOURCE_DIR);
+  const auto full = load_plan(plan_file("small-full"), PELAB_SOURCE_DIR);
+  EXPECT_EQ(full.scale, "small-full");
+  EXPECT_EQ(full.fixed_overrides, small.fixed_overrides);
+  EXPECT_EQ(full.base_config, small.base_config);
+  const auto cut = run_names(small), whole = run_names(full);
+  size_t cut_runs = 0, whole_runs = 0;
+  for (const auto& [sweep, names] : cut) {
+    cut_runs += names.size();
+    for (const auto& name : names) EXPECT_EQ(name.find("count-s1"), std::string::npos) << name;
+    EXPECT_TRUE(std::any_of(names.begin(), names.end(),
+                            [](const std::string& n) { return n.ends_with("count-s0"); }))
+        << sweep << " trains no Task 2 run";
+  }
+  for (const auto& [sweep, names] : whole) whole_runs += names.size();
+  EXPECT_EQ(cut_runs, 24u);    // per setup: 8 PEs x (2 seeds on Task 1 + 1 on Task 2)
+  EXPECT_EQ(whole_runs, 38u);  // + 8 Task 2 seed-1 runs + 6 k-heads runs
+  EXPECT_TRUE(whole.at("small-full-standard-main").count("rope-count-s1"));
+  EXPECT_EQ(whole.at("small-full-standard-k_heads").size(), 6u);
+}
+
+TEST(Reproduce, BadTaskSeedsAndExtendsAreRefusedWithTheirKey) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "pelab_plan_extends";
+  fs::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  auto r = refusal(write("a.toml", "seeds = [0, 1]\n[task_seeds]\ncount = [2]\n"));
+  EXPECT_NE(r.find("task_seeds.count: seed 2 is not in seeds [0, 1]"), std::string::npos) << r;
+  r = refusal(write("a.toml", "tasks = [\"distance\"]\n[task_seeds]\ncount = [0]\n"));
+  EXPECT_NE(r.find("task_seeds.count: not a task of this plan; accepted: distance"),
+            std::string::npos)
+      << r;
+  r = refusal(write("a.toml", "task_seeds = [0]\n"));
+  EXPECT_NE(r.find("'task_seeds' must be a table"), std::string::npos) << r;
+  r = refusal(write("a.toml", "extends = \"nowhere.toml\"\n"));
+  EXPECT_NE(r.find("extends 'nowhere.toml': no such plan"), std::string::npos) << r;
+  write("b.toml", "extends = \"c.toml\"\n");
+  r = refusal(write("c.toml", "extends = \"b.toml\"\n"));
+  EXPECT_NE(r.find("more than 8 plans deep"), std::string::npos) << r;
 }

@@ -22,9 +22,8 @@ std::optional<int64_t> exact_integer(const toml::node& node) {
   return std::nullopt;
 }
 
-std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
+std::vector<int64_t> integer_list(const toml::node* node, const std::string& key,
                                   const fs::path& file, std::vector<int64_t> fallback) {
-  const auto* node = t.get(key);
   if (!node) return fallback;
   const auto* array = node->as_array();
   if (!array || array->empty())
@@ -37,6 +36,11 @@ std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
     out.push_back(*i);
   }
   return out;
+}
+
+std::vector<int64_t> integer_list(const toml::table& t, const std::string& key,
+                                  const fs::path& file, std::vector<int64_t> fallback) {
+  return integer_list(t.get(key), key, file, std::move(fallback));
 }
 
 int64_t integer(const toml::table& t, const std::string& key, const fs::path& file,
@@ -104,23 +108,16 @@ std::vector<std::string> shipped_scales(const fs::path& source_dir) {
   return names;
 }
 
-}  // namespace
-
-ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source_dir) {
-  fs::path file = scale_or_file;
-  if (!user_path_exists(file))
-    file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
-  if (!user_path_exists(file))
-    throw ConfigError(fmt::format(
-        "--scale '{}': no plan file {}; accepted: {} (configs/reproduce/) or a path to a plan file",
-        scale_or_file, file.string(), fmt::join(shipped_scales(source_dir), ", ")));
+// One plan file on top of the plan it extends (if any); depth guards against a cycle.
+ReproducePlan load_plan_file(const fs::path& file, int depth) {
   toml::table t;
   try {
     t = toml::parse_file(file.string());
   } catch (const toml::parse_error& e) {
     throw ConfigError(fmt::format("{}: {}", file.string(), std::string(e.description())));
   }
-  static const std::vector<std::string> known{"base",
+  static const std::vector<std::string> known{"extends",
+                                              "base",
                                               "seeds",
                                               "rotary_heads",
                                               "analysis_samples",
@@ -133,16 +130,31 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
                                               "tasks",
                                               "train_samples_per_s",
                                               "expected_epochs",
-                                              "length_factors"};
+                                              "length_factors",
+                                              "task_seeds"};
   for (const auto& [key, value] : t)
     if (std::find(known.begin(), known.end(), std::string(key.str())) == known.end())
       throw ConfigError(
-          fmt::format("{}: unknown key '{}'; accepted: base, seeds, rotary_heads, "
+          fmt::format("{}: unknown key '{}'; accepted: extends, base, seeds, rotary_heads, "
                       "analysis_samples, spectrum_positions, removal_draws, "
                       "workers, experiments, pes, tasks, train_samples_per_s, "
-                      "expected_epochs, length_factors, [set]",
+                      "expected_epochs, length_factors, [task_seeds], [set]",
                       file.string(), std::string(key.str())));
   ReproducePlan p;
+  if (const auto* node = t.get("extends")) {
+    const auto parent = node->value<std::string>();
+    if (!parent)
+      throw ConfigError(fmt::format("{}: 'extends' must be a plan file name, e.g. \"small.toml\"",
+                                    file.string()));
+    const fs::path parent_file = file.parent_path() / *parent;
+    if (!user_path_exists(parent_file))
+      throw ConfigError(fmt::format("{}: extends '{}': no such plan (looked for {})", file.string(),
+                                    *parent, parent_file.string()));
+    if (depth >= 8)
+      throw ConfigError(
+          fmt::format("{}: extends: more than 8 plans deep (a cycle?)", file.string()));
+    p = load_plan_file(parent_file, depth + 1);  // this file's keys replace the parent's
+  }
   p.file = file;
   p.scale = file.stem().string();
   if (const auto base = t["base"].value<std::string>()) {
@@ -153,16 +165,16 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
   }
   p.seeds = integer_list(t, "seeds", file, p.seeds);
   p.rotary_heads = integer_list(t, "rotary_heads", file, p.rotary_heads);
-  p.analysis_samples = integer(t, "analysis_samples", file, 0, 0, 1 << 24);
-  p.spectrum_positions = integer(t, "spectrum_positions", file, 64, 2, 4096);
-  p.removal_draws = integer(t, "removal_draws", file, 5, 1, 100);
-  p.workers = integer(t, "workers", file, 1, 1, 64);
+  p.analysis_samples = integer(t, "analysis_samples", file, p.analysis_samples, 0, 1 << 24);
+  p.spectrum_positions = integer(t, "spectrum_positions", file, p.spectrum_positions, 2, 4096);
+  p.removal_draws = integer(t, "removal_draws", file, p.removal_draws, 1, 100);
+  p.workers = integer(t, "workers", file, p.workers, 1, 64);
   p.experiments = string_list(t, "experiments", file, p.experiments,
                               {"main", "rope_abs", "k_heads", "mla", "zoo", "length", "probes"});
   p.pes = string_list(t, "pes", file, p.pes,
                       {"nope", "sinusoidal", "learned", "relative", "alibi", "rope"});
   p.tasks = string_list(t, "tasks", file, p.tasks, {"distance", "count"});
-  p.expected_epochs = integer(t, "expected_epochs", file, 0, 0, 1 << 20);
+  p.expected_epochs = integer(t, "expected_epochs", file, p.expected_epochs, 0, 1 << 20);
   if (const auto* node = t.get("train_samples_per_s")) {
     const auto v = node->value<double>();
     if (!v || *v <= 0)
@@ -171,9 +183,44 @@ ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source
     p.train_samples_per_s = *v;
   }
   p.length_factors = number_list(t, "length_factors", file, p.length_factors);
+  if (const auto* node = t.get("task_seeds")) {
+    const auto* table = node->as_table();
+    if (!table)
+      throw ConfigError(fmt::format(
+          "{}: 'task_seeds' must be a table of task = [seeds], e.g. [task_seeds] count = [0]",
+          file.string()));
+    for (const auto& [key, value] : *table) {
+      const std::string task(key.str());
+      if (std::find(p.tasks.begin(), p.tasks.end(), task) == p.tasks.end())
+        throw ConfigError(fmt::format("{}: task_seeds.{}: not a task of this plan; accepted: {}",
+                                      file.string(), task, fmt::join(p.tasks, ", ")));
+      auto seeds = integer_list(&value, "task_seeds." + task, file, {});
+      for (auto seed : seeds)
+        if (std::find(p.seeds.begin(), p.seeds.end(), seed) == p.seeds.end())
+          throw ConfigError(
+              fmt::format("{}: task_seeds.{}: seed {} is not in seeds [{}]; accepted: "
+                          "a subset of the plan's seeds",
+                          file.string(), task, seed, fmt::join(p.seeds, ", ")));
+      p.task_seeds[task] = std::move(seeds);
+    }
+  }
   if (const auto* set = t["set"].as_table())
     for (const auto& [key, value] : *set)
       p.fixed_overrides.push_back(std::string(key.str()) + "=" + override_text(value));
+  return p;
+}
+
+}  // namespace
+
+ReproducePlan load_plan(const std::string& scale_or_file, const fs::path& source_dir) {
+  fs::path file = scale_or_file;
+  if (!user_path_exists(file))
+    file = source_dir / "configs" / "reproduce" / (scale_or_file + ".toml");
+  if (!user_path_exists(file))
+    throw ConfigError(fmt::format(
+        "--scale '{}': no plan file {}; accepted: {} (configs/reproduce/) or a path to a plan file",
+        scale_or_file, file.string(), fmt::join(shipped_scales(source_dir), ", ")));
+  ReproducePlan p = load_plan_file(file, 0);
   // Every override must be a valid key and value: fail now, not after an hour of training.
   Config probe = load_config(p.base_config, p.fixed_overrides);
   (void)probe;

@@ -1,5 +1,7 @@
 // What `pelab reproduce` runs at a scale: read from configs/reproduce/<scale>.toml.
 //
+//   extends = "small.toml"        # start from that plan (same folder); every key given here
+//                                 # replaces the parent's, [set] and [task_seeds] add to them
 //   base = "../small.toml"        # training config for every run, relative to this file
 //   seeds = [0, 1]                # seeds per cell
 //   rotary_heads = [0, 1, 2, 3]   # the k-heads curve (RoPE on the first k heads; all heads is
@@ -18,6 +20,8 @@
 //   expected_epochs = 12          # epochs a run is expected to stop after (early stopping);
 //                                 # default train.epochs, the ceiling
 //   length_factors = [1, 2, 4]    # length/probes: evaluation lengths x task.seq_len
+//   [task_seeds]                  # tasks trained on a subset of the seeds
+//   count = [0]
 //   [set]                         # overrides for every run, any config key
 //   "train.epochs" = 6
 //
@@ -26,6 +30,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,6 +52,8 @@ struct ReproducePlan {
   double train_samples_per_s = 0;  // 0 = not measured: the dry run gives no hours
   int64_t expected_epochs = 0;     // 0 = train.epochs
   std::vector<double> length_factors{1, 1.5, 2, 3, 4};
+  // Tasks trained on a subset of `seeds` ([task_seeds] count = [0]); absent = every seed.
+  std::map<std::string, std::vector<int64_t>> task_seeds;
   bool includes(const std::string& experiment) const {
     return std::find(experiments.begin(), experiments.end(), experiment) != experiments.end();
   }

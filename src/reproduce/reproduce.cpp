@@ -38,6 +38,10 @@ SweepSpec sweep(const ReproducePlan& plan, const std::string& setup,
   s.fixed_overrides = plan.fixed_overrides;
   for (const auto& o : setup_overrides(setup)) s.fixed_overrides.push_back(o);
   grid.push_back({"train.seed", as_text(plan.seeds)});
+  for (const auto& [task, seeds] : plan.task_seeds)
+    for (auto seed : plan.seeds)
+      if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end())
+        s.skip.push_back({"task.name=" + task, fmt::format("train.seed={}", seed)});
   s.grid = std::move(grid);
   s.out_dir = options.out_dir / setup / experiment;
   s.store_path = options.store_path;

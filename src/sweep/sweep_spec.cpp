@@ -209,7 +209,30 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec, int64_t threads_per_wo
   std::vector<SweepRun> runs;
   std::set<std::string> names;
   std::vector<size_t> index(spec.grid.size(), 0);
+  auto skipped = [&spec](const std::vector<std::string>& point) {
+    return std::any_of(spec.skip.begin(), spec.skip.end(), [&point](const auto& entry) {
+      return std::all_of(entry.begin(), entry.end(), [&point](const std::string& o) {
+        return std::find(point.begin(), point.end(), o) != point.end();
+      });
+    });
+  };
+  // Next grid point, last key fastest; false after the last one.
+  auto advance = [&spec, &index] {
+    for (size_t k = spec.grid.size(); k > 0;) {
+      --k;
+      if (++index[k] < spec.grid[k].second.size()) return true;
+      index[k] = 0;
+    }
+    return false;
+  };
   for (;;) {
+    std::vector<std::string> point;
+    for (size_t k = 0; k < spec.grid.size(); ++k)
+      point.push_back(spec.grid[k].first + "=" + spec.grid[k].second[index[k]]);
+    if (skipped(point)) {
+      if (!advance()) return runs;
+      continue;
+    }
     SweepRun run;
     std::vector<std::string> parts;
     run.overrides = spec.fixed_overrides;
@@ -217,7 +240,7 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec, int64_t threads_per_wo
     for (size_t k = 0; k < spec.grid.size(); ++k) {
       const auto& [key, values] = spec.grid[k];
       const std::string& value = values[index[k]];
-      run.overrides.push_back(key + "=" + value);
+      run.overrides.push_back(point[k]);
       const std::string label = segment_uses[last_segment(key)] > 1 ? key : last_segment(key);
       parts.push_back(component(key, label, value));
     }
@@ -241,15 +264,7 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec, int64_t threads_per_wo
                                     fmt::join(run.overrides, " "), e.what()));
     }
     runs.push_back(std::move(run));
-    // Next grid point, last key fastest.
-    size_t k = spec.grid.size();
-    while (k > 0) {
-      --k;
-      if (++index[k] < spec.grid[k].second.size()) break;
-      index[k] = 0;
-      if (k == 0) return runs;
-    }
-    if (spec.grid.empty()) return runs;
+    if (!advance()) return runs;
   }
 }
 

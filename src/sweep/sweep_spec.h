@@ -31,6 +31,9 @@ struct SweepSpec {
   std::vector<std::string> fixed_overrides;  // "key=value", applied before the grid's
   // key -> values (as override text), in the order the run names list them.
   std::vector<std::pair<std::string, std::vector<std::string>>> grid;
+  // Grid points left out: a point is skipped when its grid overrides include every "key=value"
+  // of one entry (reproduce plans' task_seeds: Task 2 on fewer seeds than Task 1).
+  std::vector<std::vector<std::string>> skip;
   std::filesystem::path out_dir;  // run folders go to out_dir/<run name>
   std::filesystem::path store_path;
   std::string source;  // the sweep file, for messages
