@@ -86,10 +86,8 @@ void add_reproduce(CLI::App& app) {
       "reproduce",
       "Run the study at one scale: train every setting, analyse every run, write the report");
   cmd->add_option("--scale", args->scale,
-                  "tiny (CI smoke) | small (default, ~30 min) | small-full (~45 min) | medium (4 "
-                  "layers, ~1.5 h) | paper | a "
-                  "plan file "
-                  "(configs/reproduce/*.toml)");
+                  "tiny (CI smoke) | small (default, ~30 min) | small-full (~45 min) | "
+                  "medium (4 layers, ~1.5 h) | paper | a plan file (configs/reproduce/*.toml)");
   cmd->add_option("--setup", args->setup, "faithful | standard | both (default)")
       ->check(CLI::IsMember({"faithful", "standard", "both"}));
   cmd->add_option("--workers", args->workers, "training processes (default: the plan's)")
