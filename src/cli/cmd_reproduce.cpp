@@ -10,10 +10,6 @@ namespace pelab::cli {
 
 namespace {
 
-std::string shared_path(const std::filesystem::path& p) {
-  return std::filesystem::absolute(p).lexically_normal().string();
-}
-
 // Every training run of the study, in a fixed order (the Slurm array's cell indices).
 std::vector<std::pair<SweepSpec, SweepRun>> reproduce_cells(const ReproducePlan& plan,
                                                             const ReproduceOptions& options,

@@ -11,11 +11,6 @@ namespace pelab::cli {
 
 namespace {
 
-// A path as seen from any node of the cluster (the shared filesystem): absolute.
-std::string shared_path(const std::filesystem::path& p) {
-  return std::filesystem::absolute(p).lexically_normal().string();
-}
-
 SlurmJob sweep_slurm_job(const std::string& file, const SweepSpec& spec,
                          const std::vector<SweepRun>& runs, bool requeue) {
   const std::string binary = std::filesystem::read_symlink("/proc/self/exe").string();

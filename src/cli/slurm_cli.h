@@ -2,12 +2,18 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "sweep/slurm_backend.h"
 
 namespace pelab::cli {
+
+// A path as seen from any node of the cluster (the shared filesystem): absolute.
+inline std::string shared_path(const std::filesystem::path& p) {
+  return std::filesystem::absolute(p).lexically_normal().string();
+}
 
 struct SlurmCliArgs {
   std::string backend = "local";

@@ -21,10 +21,6 @@ int64_t rows_per_epoch(const Config& c) {
          static_cast<int64_t>(std::llround(c.train.validation_fraction * double(n_train)));
 }
 
-bool is_absolute_pe(const std::string& pe) {
-  return pe == "sinusoidal" || pe == "learned" || pe == "rope_abs";
-}
-
 }  // namespace
 
 int64_t DryRun::ceiling_samples() const {

@@ -71,6 +71,10 @@ inline const std::vector<std::string>& setup_names() {
 // pooling over pads, fillers may be triggers); standard: padding mask, residual keys/values,
 // standard slopes, pooling over valid tokens, fillers never triggers.
 std::vector<std::string> setup_overrides(const std::string& setup);
+// The PEs with an absolute position vector p_i, whose runs get the positional-component removal.
+inline bool is_absolute_pe(const std::string& pe) {
+  return pe == "sinusoidal" || pe == "learned" || pe == "rope_abs";
+}
 // The split head ablation is scored on: the authors used train and test together.
 std::string setup_ablation_split(const std::string& setup);
 

@@ -49,10 +49,6 @@ SweepSpec sweep(const ReproducePlan& plan, const std::string& setup,
   return s;
 }
 
-bool is_absolute_pe(const std::string& pe) {
-  return pe == "sinusoidal" || pe == "learned" || pe == "rope_abs";
-}
-
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
