@@ -202,6 +202,8 @@ TEST(Reproduce, BadTaskSeedsAndExtendsAreRefusedWithTheirKey) {
   EXPECT_NE(r.find("'task_seeds' must be a table"), std::string::npos) << r;
   r = refusal(write("a.toml", "extends = \"nowhere.toml\"\n"));
   EXPECT_NE(r.find("extends 'nowhere.toml': no such plan"), std::string::npos) << r;
+  r = refusal(write("a.toml", "extends = \"/dev/zero\"\n"));
+  EXPECT_NE(r.find("no such plan"), std::string::npos) << r;  // only a regular file is read
   write("b.toml", "extends = \"c.toml\"\n");
   r = refusal(write("c.toml", "extends = \"b.toml\"\n"));
   EXPECT_NE(r.find("more than 8 plans deep"), std::string::npos) << r;

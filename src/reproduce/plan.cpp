@@ -147,7 +147,7 @@ ReproducePlan load_plan_file(const fs::path& file, int depth) {
       throw ConfigError(fmt::format("{}: 'extends' must be a plan file name, e.g. \"small.toml\"",
                                     file.string()));
     const fs::path parent_file = file.parent_path() / *parent;
-    if (!user_path_exists(parent_file))
+    if (!user_file_exists(parent_file))
       throw ConfigError(fmt::format("{}: extends '{}': no such plan (looked for {})", file.string(),
                                     *parent, parent_file.string()));
     if (depth >= 8)
