@@ -17,7 +17,7 @@ using pelab::test_cli::train_tiny_run;
 
 namespace {
 
-fs::path tiny_run(const std::string& test, const std::string& overrides) {
+fs::path length_run(const std::string& test, const std::string& overrides) {
   return train_tiny_run("pelab_length_" + test, overrides);
 }
 
@@ -26,7 +26,7 @@ fs::path tiny_run(const std::string& test, const std::string& overrides) {
 TEST(CliLength, EveryPeThroughLengthsWithTheRefusalForTables) {
   for (const std::string pe :
        {"nope", "sinusoidal", "learned", "relative", "t5", "alibi", "rope", "rope_abs", "mla"}) {
-    const auto dir = tiny_run("pe_" + pe, "model.pe=" + pe);
+    const auto dir = length_run("pe_" + pe, "model.pe=" + pe);
     const bool table = pe == "learned" || pe == "relative";
     const std::string lengths = " --lengths 32,48,64 --figure none --json";
     if (table) {
@@ -48,7 +48,7 @@ TEST(CliLength, EveryPeThroughLengthsWithTheRefusalForTables) {
 }
 
 TEST(CliLength, BadInputAndOverridesAndStore) {
-  const auto dir = tiny_run("bad", "model.pe=rope");
+  const auto dir = length_run("bad", "model.pe=rope");
   const auto shorter = run("eval " + dir.string() + " --lengths 16");
   EXPECT_NE(shorter.status, 0);
   EXPECT_NE(shorter.output.find("shorter than the training length"), std::string::npos);
@@ -72,7 +72,7 @@ TEST(CliLength, BadInputAndOverridesAndStore) {
                              "model.rope_scaling_factor=2");
   EXPECT_NE(base["points"][0]["loss"].get<double>(), other["points"][0]["loss"].get<double>());
   // Two runs, one figure with a line each.
-  const auto second = tiny_run("bad2", "model.pe=alibi");
+  const auto second = length_run("bad2", "model.pe=alibi");
   const auto both = json_of("eval " + dir.string() + " " + second.string() +
                             " --lengths 32,40 --json --figure " + (dir / "both.svg").string());
   ASSERT_EQ(both.size(), 2u);
@@ -80,7 +80,7 @@ TEST(CliLength, BadInputAndOverridesAndStore) {
 }
 
 TEST(CliLength, StoresTheResultAsLengthGeneralization) {
-  const auto dir = tiny_run("store", "model.pe=t5");
+  const auto dir = length_run("store", "model.pe=t5");
   const fs::path db = fs::path(::testing::TempDir()) / "pelab_length_store.db";
   fs::remove(db);
   int64_t id = 0;
@@ -111,7 +111,7 @@ class CliProbe : public ::testing::TestWithParam<std::string> {};
 
 // Each probe runs through the whole toolchain unchanged (rope_abs: removal needs an absolute PE).
 TEST_P(CliProbe, TrainEvalLengthsAblateLogitsRemoval) {
-  const auto dir = tiny_run("probe_" + GetParam(), "model.pe=rope_abs task.name=" + GetParam());
+  const auto dir = length_run("probe_" + GetParam(), "model.pe=rope_abs task.name=" + GetParam());
   const auto lengths = json_of("eval " + dir.string() + " --lengths 32,64 --json");
   EXPECT_EQ(lengths["task"], GetParam());
   EXPECT_TRUE(fs::exists(dir / "length.svg"));

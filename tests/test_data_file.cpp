@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "test_files.h"
 #include "train/data_file.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -14,14 +15,9 @@ namespace fs = std::filesystem;
 using pelab::test_cli::run;
 
 namespace pelab {
-namespace {
+using pelab::test_files::fresh_test_dir;
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_data_file_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+namespace {
 
 DatasetSplit small_split() {
   TaskConfig task;
@@ -48,7 +44,7 @@ std::string error_of(F f) {
 }
 
 TEST(DataFile, RoundTripsBothFormatsWithTheSplitMarked) {
-  const auto dir = scratch("round_trip");
+  const auto dir = fresh_test_dir("data_file_round_trip");
   const DatasetSplit split = small_split();
   const DataFile all = data_of_split(split, "all");
   ASSERT_EQ(all.data.size(), 10);
@@ -68,7 +64,7 @@ TEST(DataFile, RoundTripsBothFormatsWithTheSplitMarked) {
 }
 
 TEST(DataFile, JsonLinesWithoutLengthOrLabelAndInt32Safetensors) {
-  const auto dir = scratch("minimal");
+  const auto dir = fresh_test_dir("data_file_minimal");
   write_text(dir / "a.jsonl", "{\"tokens\": [3, 1, 0]}\n\n{\"tokens\": [4, 2, 5]}\n");
   const DataFile a = read_data_file(dir / "a.jsonl");
   EXPECT_TRUE(a.data.lengths.equal(torch::tensor({3, 3}, torch::kInt64)));
@@ -83,7 +79,7 @@ TEST(DataFile, JsonLinesWithoutLengthOrLabelAndInt32Safetensors) {
 }
 
 TEST(DataFile, RefusesBadFilesNamingTheProblem) {
-  const auto dir = scratch("bad");
+  const auto dir = fresh_test_dir("data_file_bad");
   EXPECT_NE(error_of([&] { data_format_for("x.csv"); }).find("accepted: .safetensors, .jsonl"),
             std::string::npos);
   write_text(dir / "ragged.jsonl", "{\"tokens\": [1, 2]}\n{\"tokens\": [1, 2, 3]}\n");
@@ -149,7 +145,7 @@ TEST(DataFile, ChecksRowsAgainstTheModel) {
 }
 
 TEST(DataFile, RefusesAFolderThatDoesNotExistAndLeavesNothing) {
-  const auto dir = scratch("no_folder");
+  const auto dir = fresh_test_dir("data_file_no_folder");
   const DataFile rows = data_of_split(small_split(), "test");
   EXPECT_NE(
       error_of([&] { write_data_file(dir / "nope" / "x.jsonl", rows, {}); }).find("does not exist"),
@@ -159,7 +155,7 @@ TEST(DataFile, RefusesAFolderThatDoesNotExistAndLeavesNothing) {
 
 // End to end: the data of a run, predictions on it agree with pelab eval, and bad input.
 TEST(CliData, DataThenPredictAgreesWithEval) {
-  const auto dir = scratch("cli");
+  const auto dir = fresh_test_dir("data_file_cli");
   const fs::path run_dir = dir / "run";
   auto r = run("train --config " + std::string(PELAB_SOURCE_DIR) +
                "/configs/tiny.toml model.pe=alibi task.samples=60 train.epochs=1 train.threads=1 "
@@ -185,7 +181,7 @@ TEST(CliData, DataThenPredictAgreesWithEval) {
 }
 
 TEST(CliData, BadInputGetsAClearMessage) {
-  const auto dir = scratch("cli_bad");
+  const auto dir = fresh_test_dir("data_file_cli_bad");
   const std::string tiny = std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml";
   auto r = run("data --config " + tiny + " --split validation --out " + (dir / "x.jsonl").string());
   EXPECT_NE(r.status, 0);

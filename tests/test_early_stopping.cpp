@@ -7,11 +7,14 @@
 #include <set>
 #include <sstream>
 
+#include "test_files.h"
 #include "train/early_stopping.h"
 #include "train/trainer.h"
 
 using namespace pelab;
 namespace fs = std::filesystem;
+
+using pelab::test_files::fresh_test_dir;
 
 namespace {
 
@@ -20,12 +23,6 @@ Config tiny_config(std::vector<std::string> extra = {}) {
                                         "train.validation_fraction=0.25"};
   overrides.insert(overrides.end(), extra.begin(), extra.end());
   return load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml", overrides);
-}
-
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("pelab_es_" + name);
-  fs::remove_all(dir);
-  return dir;
 }
 
 TrainOptions silent() {
@@ -132,7 +129,7 @@ TEST(Validation, BadKeysAreRefused) {
 
 TEST(EarlyStopping, PlateauStopsBeforeTheCeilingAndKeepsTheBestEpoch) {
   // No gain can exceed min_delta = 1: epoch 1 improves on nothing, epoch 2 is the plateau.
-  const fs::path dir = fresh_dir("plateau");
+  const fs::path dir = fresh_test_dir("es_plateau", false);
   train_new_run(tiny_config({"train.epochs=6", "train.patience=1", "train.min_delta=1"}), dir,
                 silent());
   const TrainState state = load_checkpoint(checkpoint_path(dir));
@@ -152,7 +149,7 @@ TEST(EarlyStopping, PlateauStopsBeforeTheCeilingAndKeepsTheBestEpoch) {
 }
 
 TEST(EarlyStopping, CeilingWhenPatienceIsNeverExhausted) {
-  const fs::path dir = fresh_dir("ceiling");
+  const fs::path dir = fresh_test_dir("es_ceiling", false);
   train_new_run(tiny_config({"train.epochs=2", "train.patience=50"}), dir, silent());
   const TrainState state = load_checkpoint(checkpoint_path(dir));
   ASSERT_EQ(state.history.size(), 2u);
@@ -164,7 +161,7 @@ TEST(EarlyStopping, BestCheckpointHoldsTheBestEpochsWeights) {
   // Run A trains 4 epochs; run B, the same config, stops after the best epoch of A. B's weights
   // at that point are what A's best.pt must hold.
   const Config config = tiny_config({"train.epochs=4", "train.lr=0.01", "model.dropout=0.1"});
-  const fs::path a = fresh_dir("best_a"), b = fresh_dir("best_b");
+  const fs::path a = fresh_test_dir("es_best_a", false), b = fresh_test_dir("es_best_b", false);
   train_new_run(config, a, silent());
   TrainState full = load_checkpoint(checkpoint_path(a));
   TrainState best = load_checkpoint(best_checkpoint_path(a));
@@ -185,7 +182,8 @@ TEST(EarlyStopping, BestCheckpointHoldsTheBestEpochsWeights) {
 TEST(EarlyStopping, ResumeAcrossAStopIsExact) {
   const Config config = tiny_config({"train.epochs=8", "train.patience=2", "train.min_delta=0.02",
                                      "train.lr=0.01", "model.dropout=0.1"});
-  const fs::path whole = fresh_dir("resume_whole"), parts = fresh_dir("resume_parts");
+  const fs::path whole = fresh_test_dir("es_resume_whole", false),
+                 parts = fresh_test_dir("es_resume_parts", false);
   train_new_run(config, whole, silent());
   TrainOptions one = silent();
   one.max_epochs_this_call = 1;
@@ -207,7 +205,7 @@ TEST(EarlyStopping, ResumeAcrossAStopIsExact) {
 }
 
 TEST(EarlyStopping, APlateauedRunStaysStoppedWhenResumedWithAHigherCeiling) {
-  const fs::path dir = fresh_dir("stays_stopped");
+  const fs::path dir = fresh_test_dir("es_stays_stopped", false);
   train_new_run(tiny_config({"train.epochs=3", "train.patience=1", "train.min_delta=1"}), dir,
                 silent());
   resume_run(dir, silent(), 12);

@@ -9,9 +9,12 @@
 #include "report/claims.h"
 #include "report/html.h"
 #include "report/paper_numbers.h"
+#include "test_files.h"
 
 using namespace pelab;
 namespace fs = std::filesystem;
+
+using pelab::test_files::read_whole_file;
 
 namespace {
 
@@ -34,13 +37,6 @@ Cell cell(const std::string& setup, const std::string& pe, const std::string& ta
   c.final_accuracy = SeedStats::of(finals);
   c.curve_accuracy = SeedStats::of(finals);
   return c;
-}
-
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
@@ -98,7 +94,7 @@ TEST(PaperNumbers, PageShowsThePaperColumnLengthOnlyRowAndConvergence) {
   const fs::path out = fs::path(::testing::TempDir()) / "pelab_paper_column";
   fs::remove_all(out);
   write_report(data, evaluate_claims(data), out);
-  const std::string html = read_text(out / "index.html");
+  const std::string html = read_whole_file(out / "index.html");
   EXPECT_NE(html.find("<th>paper</th>"), std::string::npos);
   EXPECT_NE(html.find("0.9264 <small>(Table)</small>"), std::string::npos);  // RoPE, Task 1
   EXPECT_NE(html.find("0.0351 <small>(Table)</small>"), std::string::npos);  // NoPE, Task 1

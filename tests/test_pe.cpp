@@ -8,23 +8,14 @@
 #include "pe/alibi.h"
 #include "pe/pe.h"
 #include "pe/t5.h"
+#include "pe_fixture.h"
 
 using namespace pelab;
 
+using pelab::test_fixtures::kPeMaxLen;
+using pelab::test_fixtures::small_pe;
+
 namespace {
-
-constexpr int64_t kMaxLen = 40;
-
-PositionalEncodingPtr build(const std::string& name, std::function<void(ModelConfig&)> edit = {}) {
-  ModelConfig m;
-  m.pe = name;
-  m.d_model = 32;
-  m.n_heads = 4;
-  m.n_layers = 2;
-  m.mla_rope_dim = 8;
-  if (edit) edit(m);
-  return make_pe(PeOptions{m, kMaxLen});
-}
 
 torch::Tensor param(const PositionalEncodingPtr& pe, const std::string& name) {
   auto params = pe->named_parameters();
@@ -78,7 +69,7 @@ torch::Tensor hf_t5_bucket(torch::Tensor relative_position, bool bidirectional, 
 }  // namespace
 
 TEST(PeInterface, NopeAddsNothingAndKindsHaveNames) {
-  auto pe = build("nope");
+  auto pe = small_pe("nope");
   EXPECT_EQ(pe->kind(), PeKind::kNone);
   EXPECT_FALSE(pe->embedding(5).defined());
   EXPECT_FALSE(pe->bias(5, 0).defined());
@@ -99,7 +90,7 @@ TEST(Registry, EveryPeBuildsWithItsListedKind) {
   EXPECT_EQ(pe_names(), expected);
   ASSERT_EQ(pe_list().size(), expected.size());
   for (const auto& info : pe_list()) {
-    auto pe = build(info.name);
+    auto pe = small_pe(info.name);
     EXPECT_EQ(pe->name(), info.name);
     EXPECT_EQ(pe->kind(), info.kind) << info.name;
     EXPECT_FALSE(info.summary.empty());
@@ -108,7 +99,7 @@ TEST(Registry, EveryPeBuildsWithItsListedKind) {
 
 TEST(Registry, UnknownNameNamesItAndTheAcceptedList) {
   try {
-    build("rotary");
+    small_pe("rotary");
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     const std::string msg = e.what();
@@ -124,7 +115,7 @@ TEST(Registry, BadOptionsAreConfigErrorsNamingTheKey) {
   auto expect_error = [](const std::string& pe, std::function<void(ModelConfig&)> edit,
                          const std::string& key) {
     try {
-      build(pe, edit);
+      small_pe(pe, edit);
       ADD_FAILURE() << pe << ": no error for " << key;
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
@@ -163,26 +154,26 @@ TEST(Registry, BadOptionsAreConfigErrorsNamingTheKey) {
   expect_error(
       "prope", [](ModelConfig& m) { m.rope_scaling_factor = 0.5; }, "model.rope_scaling_factor");
   // Causal T5 has no direction split: an odd count is fine there.
-  EXPECT_NO_THROW(build("t5", [](ModelConfig& m) {
+  EXPECT_NO_THROW(small_pe("t5", [](ModelConfig& m) {
     m.t5_num_buckets = 33;
     m.mask = "causal";
   }));
 }
 
 TEST(Sinusoidal, TableAndKernelMatchDoubleLoops) {
-  auto pe = build("sinusoidal", [](ModelConfig& m) { m.sinusoidal_base = 500.0; });
+  auto pe = small_pe("sinusoidal", [](ModelConfig& m) { m.sinusoidal_base = 500.0; });
   EXPECT_EQ(pe->kind(), PeKind::kAbsolute);
   EXPECT_TRUE(pe->parameters().empty());
-  auto table = pe->embedding(kMaxLen);
-  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{kMaxLen, 32}));
-  std::vector<std::vector<double>> P(kMaxLen, std::vector<double>(32));
-  for (int pos = 0; pos < kMaxLen; ++pos)
+  auto table = pe->embedding(kPeMaxLen);
+  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{kPeMaxLen, 32}));
+  std::vector<std::vector<double>> P(kPeMaxLen, std::vector<double>(32));
+  for (int pos = 0; pos < kPeMaxLen; ++pos)
     for (int i = 0; i < 16; ++i) {
       const double angle = pos / std::pow(500.0, 2.0 * i / 32.0);
       P[pos][2 * i] = std::sin(angle);
       P[pos][2 * i + 1] = std::cos(angle);
     }
-  for (int pos = 0; pos < kMaxLen; ++pos)
+  for (int pos = 0; pos < kPeMaxLen; ++pos)
     for (int c = 0; c < 32; ++c) EXPECT_NEAR(table[pos][c].item<double>(), P[pos][c], 1e-6);
   EXPECT_TRUE(torch::equal(pe->embedding(7), table.narrow(0, 0, 7)));
   const int n = 12;
@@ -198,10 +189,10 @@ TEST(Sinusoidal, TableAndKernelMatchDoubleLoops) {
 }
 
 TEST(Learned, TableIsATrainedParameterAndEmbeddingIsItsFirstRows) {
-  auto pe = build("learned");
+  auto pe = small_pe("learned");
   EXPECT_EQ(pe->kind(), PeKind::kAbsolute);
   auto table = param(pe, "table");
-  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{kMaxLen, 32}));
+  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{kPeMaxLen, 32}));
   EXPECT_TRUE(table.requires_grad());
   EXPECT_NEAR(table.std().item<double>(), 0.02, 0.003);  // N(0, 0.02^2) init
   EXPECT_NEAR(table.mean().item<double>(), 0.0, 0.003);
@@ -209,7 +200,7 @@ TEST(Learned, TableIsATrainedParameterAndEmbeddingIsItsFirstRows) {
   EXPECT_TRUE(torch::equal(e, table.narrow(0, 0, 10)));
   e.sum().backward();
   EXPECT_EQ(table.grad().narrow(0, 0, 10).eq(1).all().item<bool>(), true);
-  EXPECT_EQ(table.grad().narrow(0, 10, kMaxLen - 10).abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(table.grad().narrow(0, 10, kPeMaxLen - 10).abs().sum().item<float>(), 0.0f);
   auto G = pe->kernel(6, 0);
   auto p = table.detach().narrow(0, 0, 6).to(torch::kDouble);
   for (int i = 0; i < 6; ++i)
@@ -257,7 +248,7 @@ TEST(Alibi, PaperSlopesAreExpMinusHOverH) {
 
 TEST(Alibi, BiasMatchesDoubleLoopInEveryLayer) {
   for (const std::string rule : {"standard", "paper"}) {
-    auto pe = build("alibi", [&](ModelConfig& m) { m.alibi_slopes = rule; });
+    auto pe = small_pe("alibi", [&](ModelConfig& m) { m.alibi_slopes = rule; });
     EXPECT_EQ(pe->kind(), PeKind::kBias);
     EXPECT_TRUE(pe->parameters().empty());
     auto slopes = alibi_slopes(4, rule);
@@ -318,7 +309,7 @@ TEST(T5, BucketsMatchTheHuggingFaceTensorCode) {
 
 TEST(T5, BiasIsTableLookupAndTrainable) {
   for (const std::string mask : {"padding", "causal"}) {
-    auto pe = build("t5", [&](ModelConfig& m) {
+    auto pe = small_pe("t5", [&](ModelConfig& m) {
       m.t5_num_buckets = 8;
       m.t5_max_distance = 16;
       m.mask = mask;
@@ -345,10 +336,10 @@ TEST(T5, BiasIsTableLookupAndTrainable) {
 }
 
 TEST(Relative, OneScalarPerOffsetHeadAndLayer) {
-  auto pe = build("relative");
+  auto pe = small_pe("relative");
   EXPECT_EQ(pe->kind(), PeKind::kBias);
   auto table = param(pe, "table");
-  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{2, 4, 2 * kMaxLen - 1}));
+  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{2, 4, 2 * kPeMaxLen - 1}));
   EXPECT_EQ(table.abs().sum().item<float>(), 0.0f);  // zero init
   randomize(table);
   const int L = 10;
@@ -359,7 +350,7 @@ TEST(Relative, OneScalarPerOffsetHeadAndLayer) {
       for (int i = 0; i < L; ++i)
         for (int j = 0; j < L; ++j)
           EXPECT_EQ(bias[h][i][j].item<float>(),
-                    table[layer][h][i - j + kMaxLen - 1].item<float>());
+                    table[layer][h][i - j + kPeMaxLen - 1].item<float>());
     EXPECT_TRUE(torch::allclose(pe->kernel(L, layer), bias.detach().to(torch::kDouble)));
     EXPECT_EQ(pe->kernel(L, layer).scalar_type(), torch::kDouble);
   }
@@ -368,16 +359,16 @@ TEST(Relative, OneScalarPerOffsetHeadAndLayer) {
   (pe->bias(L, 0).to(torch::kDouble) * W).sum().backward();
   auto grad = table.grad().to(torch::kDouble);
   for (int h = 0; h < 4; ++h)
-    for (int o = 0; o < 2 * kMaxLen - 1; ++o) {
+    for (int o = 0; o < 2 * kPeMaxLen - 1; ++o) {
       double expected = 0;
       for (int i = 0; i < L; ++i)
         for (int j = 0; j < L; ++j)
-          if (i - j + kMaxLen - 1 == o) expected += W[h][i][j].item<double>();
+          if (i - j + kPeMaxLen - 1 == o) expected += W[h][i][j].item<double>();
       EXPECT_NEAR(grad[0][h][o].item<double>(), expected, 1e-5) << h << " " << o;
     }
   EXPECT_EQ(grad[1].abs().sum().item<double>(), 0.0);  // layer 1 not used
   auto used = grad[0][0].ne(0).nonzero().flatten();    // offsets -9..9 only
   EXPECT_EQ(used.numel(), 2 * L - 1);
-  EXPECT_EQ(used.min().item<int64_t>(), kMaxLen - L);
-  EXPECT_EQ(used.max().item<int64_t>(), kMaxLen + L - 2);
+  EXPECT_EQ(used.min().item<int64_t>(), kPeMaxLen - L);
+  EXPECT_EQ(used.max().item<int64_t>(), kPeMaxLen + L - 2);
 }

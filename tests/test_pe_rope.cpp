@@ -8,21 +8,14 @@
 
 #include "pe/pe.h"
 #include "pe/rotary.h"
+#include "pe_fixture.h"
 
 using namespace pelab;
 
-namespace {
+using pelab::test_fixtures::kPeMaxLen;
+using pelab::test_fixtures::small_pe;
 
-PositionalEncodingPtr build(const std::string& name, std::function<void(ModelConfig&)> edit = {}) {
-  ModelConfig m;
-  m.pe = name;
-  m.d_model = 32;  // 4 heads of 8 dims
-  m.n_heads = 4;
-  m.n_layers = 2;
-  m.mla_rope_dim = 8;
-  if (edit) edit(m);
-  return make_pe(PeOptions{m, 40});
-}
+namespace {
 
 double logit(const torch::Tensor& q, const torch::Tensor& k, int64_t h, int64_t i, int64_t j) {
   return (q[0][h][i] * k[0][h][j]).sum().item<double>();
@@ -108,7 +101,7 @@ TEST(Rotary, IsDifferentiableWithTheInverseRotationAsGradient) {
 }
 
 TEST(Rope, LogitsMatchComplexFormulaAndDependOnlyOnOffset) {
-  auto pe = build("rope", [](ModelConfig& m) { m.rope_base = 100.0; });
+  auto pe = small_pe("rope", [](ModelConfig& m) { m.rope_base = 100.0; });
   EXPECT_EQ(pe->kind(), PeKind::kRotary);
   EXPECT_TRUE(pe->parameters().empty());
   const int64_t L = 9, D = 8;
@@ -127,7 +120,7 @@ TEST(Rope, LogitsMatchComplexFormulaAndDependOnlyOnOffset) {
 }
 
 TEST(Rope, PartialHeadsAndFractionLeaveTheRestBitIdentical) {
-  auto pe = build("rope", [](ModelConfig& m) {
+  auto pe = small_pe("rope", [](ModelConfig& m) {
     m.rotary_heads = 1;
     m.rotary_fraction = 0.5;
   });
@@ -154,17 +147,17 @@ TEST(Rope, PartialHeadsAndFractionLeaveTheRestBitIdentical) {
     for (int64_t j = 0; j < 5; ++j)
       EXPECT_NEAR(K[0][i][j].item<double>(), kernel_entry(i, j, 4, 10000.0), 1e-12);
 
-  auto none = build("rope", [](ModelConfig& m) { m.rotary_heads = 0; });
+  auto none = small_pe("rope", [](ModelConfig& m) { m.rotary_heads = 0; });
   auto [qn, kn] = none->rotate(q, k, torch::arange(6, torch::kLong));
   EXPECT_TRUE(torch::equal(qn, q));
   EXPECT_TRUE(torch::equal(kn, k));
   EXPECT_EQ(none->kernel(5, 0).size(0), 0);
-  EXPECT_EQ(build("rope", [](ModelConfig& m) { m.rotary_heads = 3; })->kernel(5, 0).size(0), 3);
+  EXPECT_EQ(small_pe("rope", [](ModelConfig& m) { m.rotary_heads = 3; })->kernel(5, 0).size(0), 3);
 }
 
 TEST(Rope, KernelMatchesLoopAndIsUnitDiagonalPsdToeplitz) {
   // The authors' geometry: 16 heads of 16 dims.
-  auto pe = build("rope", [](ModelConfig& m) {
+  auto pe = small_pe("rope", [](ModelConfig& m) {
     m.d_model = 256;
     m.n_heads = 16;
   });
@@ -178,15 +171,15 @@ TEST(Rope, KernelMatchesLoopAndIsUnitDiagonalPsdToeplitz) {
   EXPECT_TRUE(torch::equal(K[0], K[15]));
   expect_unit_diagonal_psd_toeplitz(K[0], "rope");
   for (const std::string name : {"rope_abs", "mla"})
-    expect_unit_diagonal_psd_toeplitz(build(name)->kernel(24, 0)[0], name);
+    expect_unit_diagonal_psd_toeplitz(small_pe(name)->kernel(24, 0)[0], name);
 }
 
 TEST(RopeAbs, AddsTheSinusoidalTableAndRotatesLikeRope) {
-  auto pe = build("rope_abs", [](ModelConfig& m) { m.rotary_heads = 2; });
-  auto rope = build("rope", [](ModelConfig& m) { m.rotary_heads = 2; });
+  auto pe = small_pe("rope_abs", [](ModelConfig& m) { m.rotary_heads = 2; });
+  auto rope = small_pe("rope", [](ModelConfig& m) { m.rotary_heads = 2; });
   EXPECT_EQ(pe->kind(), PeKind::kRotaryAbsolute);
   EXPECT_TRUE(pe->parameters().empty());
-  EXPECT_TRUE(torch::equal(pe->embedding(12), build("sinusoidal")->embedding(12)));
+  EXPECT_TRUE(torch::equal(pe->embedding(12), small_pe("sinusoidal")->embedding(12)));
   auto q = torch::randn({1, 4, 5, 8}), k = torch::randn({1, 4, 5, 8});
   auto pos = torch::arange(5, torch::kLong);
   auto [a, b] = pe->rotate(q, k, pos);
@@ -198,7 +191,7 @@ TEST(RopeAbs, AddsTheSinusoidalTableAndRotatesLikeRope) {
 }
 
 TEST(MlaPe, RotatesTheWholeChannelRelativelyAndPreservesNorms) {
-  auto pe = build("mla", [](ModelConfig& m) { m.rope_base = 50.0; });
+  auto pe = small_pe("mla", [](ModelConfig& m) { m.rope_base = 50.0; });
   EXPECT_EQ(pe->kind(), PeKind::kLatentAttention);
   EXPECT_TRUE(pe->parameters().empty());
   const int64_t L = 7, dR = 8;

@@ -12,24 +12,15 @@
 #include "model/attention.h"
 #include "model/transformer.h"
 #include "pe/pe.h"
+#include "pe_fixture.h"
 #include "train/eval_overrides.h"
 
 using namespace pelab;
 
+using pelab::test_fixtures::kPeMaxLen;
+using pelab::test_fixtures::small_pe;
+
 namespace {
-
-constexpr int64_t kMaxLen = 40;
-
-PositionalEncodingPtr build(const std::string& name, std::function<void(ModelConfig&)> edit = {}) {
-  ModelConfig m;
-  m.pe = name;
-  m.d_model = 32;  // 4 heads of 8 dims
-  m.n_heads = 4;
-  m.n_layers = 2;
-  m.mla_rope_dim = 8;
-  if (edit) edit(m);
-  return make_pe(PeOptions{m, kMaxLen});
-}
 
 double logit(const torch::Tensor& q, const torch::Tensor& k, int64_t h, int64_t i, int64_t j) {
   return (q[0][h][i] * k[0][h][j]).sum().item<double>();
@@ -67,7 +58,7 @@ void set(const PositionalEncodingPtr& pe, const std::string& name, const torch::
 
 TEST(Xpos, LogitsMatchTheDecayedComplexFormulaAndDependOnlyOnOffset) {
   const double scale_base = 16.0;
-  auto pe = build("xpos", [&](ModelConfig& m) {
+  auto pe = small_pe("xpos", [&](ModelConfig& m) {
     m.rope_base = 100.0;
     m.xpos_scale_base = scale_base;
   });
@@ -102,7 +93,7 @@ TEST(Xpos, LogitsMatchTheDecayedComplexFormulaAndDependOnlyOnOffset) {
 }
 
 TEST(Prope, DropsTheLowestFrequenciesWhichPassUnrotated) {
-  auto pe = build("prope", [](ModelConfig& m) {
+  auto pe = small_pe("prope", [](ModelConfig& m) {
     m.rope_base = 100.0;
     m.rope_truncate = 0.5;  // 2 of the 4 pairs of each head
   });
@@ -126,20 +117,20 @@ TEST(Prope, DropsTheLowestFrequenciesWhichPassUnrotated) {
       EXPECT_NEAR(T[0][i][j].item<double>(),
                   (2.0 + std::cos((i - j) * theta[0]) + std::cos((i - j) * theta[1])) / 4.0, 1e-12);
   // rope_truncate = 0 is rope; 1 leaves every dim unrotated.
-  auto rope = build("rope", [](ModelConfig& m) { m.rope_base = 100.0; });
-  auto full = build("prope", [](ModelConfig& m) {
+  auto rope = small_pe("rope", [](ModelConfig& m) { m.rope_base = 100.0; });
+  auto full = small_pe("prope", [](ModelConfig& m) {
     m.rope_base = 100.0;
     m.rope_truncate = 0.0;
   });
   auto pos = torch::arange(L, torch::kLong);
   EXPECT_TRUE(torch::equal(full->rotate(q, k, pos).first, rope->rotate(q, k, pos).first));
-  auto none = build("prope", [](ModelConfig& m) { m.rope_truncate = 1.0; });
+  auto none = small_pe("prope", [](ModelConfig& m) { m.rope_truncate = 1.0; });
   EXPECT_TRUE(torch::equal(none->rotate(q, k, pos).first, q));
 }
 
 TEST(Kerple, LogAndPowerBiasesMatchDoubleLoopsInEveryLayer) {
   for (const std::string variant : {"log", "power"}) {
-    auto pe = build("kerple", [&](ModelConfig& m) { m.kerple_variant = variant; });
+    auto pe = small_pe("kerple", [&](ModelConfig& m) { m.kerple_variant = variant; });
     EXPECT_EQ(pe->kind(), PeKind::kBias);
     auto r1 = torch::tensor({{0.5, 1.0, 2.0, 0.001}, {1.5, 0.3, 0.7, 1.1}});
     auto r2 = torch::tensor({{0.2, 1.0, 3.0, 0.5}, {0.9, 0.001, 1.2, 1.8}});
@@ -174,7 +165,7 @@ TEST(Kerple, LogAndPowerBiasesMatchDoubleLoopsInEveryLayer) {
 }
 
 TEST(Fire, BiasIsTheMlpOfTheInterpolatedLogDistance) {
-  auto pe = build("fire", [](ModelConfig& m) {
+  auto pe = small_pe("fire", [](ModelConfig& m) {
     m.fire_hidden = 5;
     m.fire_c = 0.7;
     m.fire_length = 6.0;
@@ -217,7 +208,7 @@ TEST(Fire, BiasIsTheMlpOfTheInterpolatedLogDistance) {
 
 // CoPE's bias against a triple loop: gates, contextual positions, interpolation.
 TEST(Cope, ContextualBiasMatchesTripleLoopUnderEveryMask) {
-  auto pe = build("cope", [](ModelConfig& m) { m.cope_positions = 6; });
+  auto pe = small_pe("cope", [](ModelConfig& m) { m.cope_positions = 6; });
   EXPECT_EQ(pe->kind(), PeKind::kContextual);
   EXPECT_FALSE(pe->kernel(5, 0).defined());
   set(pe, "embeddings", torch::randn({2, 8, 6}));
@@ -263,7 +254,7 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
   const int64_t D = 8;
   const double base = 1000.0, s = 4.0;
   auto theta_of = [&](const std::string& scaling, int64_t original) {
-    auto pe = build("rope", [&](ModelConfig& m) {
+    auto pe = small_pe("rope", [&](ModelConfig& m) {
       m.rope_base = base;
       m.rope_scaling = scaling;
       m.rope_scaling_factor = s;
@@ -306,7 +297,7 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
   // Every rotary PE takes the scaling (mla's rotary channel too): linear scaling by 2 at
   // positions 2i is the plain rotation at i. xPos keeps its decay on the true positions, so its
   // kernel is mean_t cos((i - j) theta_t / 2) zeta_t^((i - j) / B).
-  auto xpos = build("xpos", [](ModelConfig& m) {
+  auto xpos = small_pe("xpos", [](ModelConfig& m) {
     m.rope_scaling = "linear";
     m.rope_scaling_factor = 2;
   });
@@ -321,11 +312,11 @@ TEST(RopeScaling, FrequenciesFollowThePublishedDefinitions) {
       EXPECT_NEAR(T[0][i][j].item<double>(), sum / 4, 1e-12);
     }
   for (const std::string pe : {"rope_abs", "prope", "mla"}) {
-    auto scaled = build(pe, [](ModelConfig& m) {
+    auto scaled = small_pe(pe, [](ModelConfig& m) {
       m.rope_scaling = "linear";
       m.rope_scaling_factor = 2;
     });
-    auto plain_pe = build(pe);
+    auto plain_pe = small_pe(pe);
     auto x = torch::randn({1, 1, 5, 8}, torch::kDouble);
     auto pos = torch::arange(5, torch::kLong);
     EXPECT_TRUE(torch::allclose(scaled->rotate(x, x, pos * 2).first,

@@ -18,26 +18,16 @@
 #include "report/claims.h"
 #include "report/html.h"
 #include "report/report_data.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 using nlohmann::json;
 
+using pelab::test_files::fresh_test_dir;
+using pelab::test_files::read_whole_file;
+
 namespace {
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_report_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class Fixture {
  public:
@@ -161,7 +151,7 @@ class Fixture {
 // The faithful setup has every record kind, shaped so each claim that 2 layers allow holds; the
 // standard setup has only the main Task 1 runs, with sinusoidal ahead of RoPE.
 fs::path write_fixture_store(const std::string& name) {
-  const fs::path db = fresh_dir(name) / "pelab.db";
+  const fs::path db = fresh_test_dir(std::string("report_") + name) / "pelab.db";
   Fixture f(db);
   const std::map<std::string, std::pair<double, double>> main = {
       {"rope", {0.90, 0.85}},     {"sinusoidal", {0.70, 0.90}}, {"learned", {0.68, 0.90}},
@@ -256,10 +246,10 @@ TEST(Report, RendersFromAFixtureStore) {
   const Store store(write_fixture_store("render"), Store::Mode::kExisting);
   const ReportData data = load_report_data(store, "tiny");
   const auto claims = evaluate_claims(data);
-  const fs::path out = fresh_dir("render_out") / "reports" / "tiny";
+  const fs::path out = fresh_test_dir("report_render_out") / "reports" / "tiny";
   const ReportFiles files = write_report(data, claims, out);
   EXPECT_TRUE(files.figure_errors.empty()) << files.figure_errors.front();
-  const std::string html = read_text(out / "index.html");
+  const std::string html = read_whole_file(out / "index.html");
   EXPECT_NE(html.find("<!DOCTYPE html>"), std::string::npos);
   EXPECT_NE(html.find("<table class=\"claims\">"), std::string::npos);
   for (const auto& c : claims) {
@@ -276,7 +266,7 @@ TEST(Report, RendersFromAFixtureStore) {
        it != std::sregex_iterator(); ++it) {
     const fs::path svg = out / (*it)[1].str();
     ASSERT_TRUE(fs::exists(svg)) << svg;
-    EXPECT_NE(read_text(svg).find("<svg"), std::string::npos) << svg;
+    EXPECT_NE(read_whole_file(svg).find("<svg"), std::string::npos) << svg;
     ++images;
   }
   EXPECT_EQ(images, int64_t(files.figures.size()));
@@ -287,7 +277,7 @@ TEST(Report, RendersFromAFixtureStore) {
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().extension() == ".tmp", false) << entry.path();
 
-  const json j = json::parse(read_text(out / "claims.json"));
+  const json j = json::parse(read_whole_file(out / "claims.json"));
   ASSERT_TRUE(j.is_array());
   ASSERT_EQ(j.size(), claims.size());
   for (const auto& c : j)
@@ -320,7 +310,7 @@ TEST(Report, NamesTheScalesAStoreHolds) {
 
 TEST(Report, CommandLine) {
   const fs::path db = write_fixture_store("cli");
-  const fs::path out = fresh_dir("cli_out");
+  const fs::path out = fresh_test_dir("report_cli_out");
   auto run = [](const std::string& args) {
     const std::string command = std::string(PELAB_BINARY) + " report " + args + " 2>&1";
     FILE* pipe = popen(command.c_str(), "r");
@@ -345,7 +335,7 @@ TEST(Report, CommandLine) {
 // The contract with `pelab reproduce`: records serialised by the analyses' own JSON writers load
 // into the report's structs field by field.
 TEST(ReportData, ReadsTheAnalysesOwnJson) {
-  const fs::path db = fresh_dir("contract") / "pelab.db";
+  const fs::path db = fresh_test_dir("report_contract") / "pelab.db";
   Fixture f(db);
   const int64_t run = f.run("standard", "main", "sinusoidal", "distance", 0, 0.7);
 

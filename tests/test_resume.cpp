@@ -8,12 +8,16 @@
 #include <sstream>
 
 #include "process.h"
+#include "test_files.h"
 #include "train/interrupt.h"
 #include "train/trainer.h"
 
 using namespace pelab;
 namespace fs = std::filesystem;
 namespace tp = pelab::test_process;
+
+using pelab::test_files::fresh_test_dir;
+using pelab::test_files::read_whole_file;
 
 namespace {
 
@@ -27,13 +31,6 @@ const std::vector<std::string> kRun = {"--config",
                                        "model.dropout=0.1",
                                        "model.attention_dropout=0.1"};
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("pelab_resume_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::vector<std::string> train_args(const fs::path& run_dir, const std::string& every_s) {
   std::vector<std::string> args{"train"};
   args.insert(args.end(), kRun.begin(), kRun.end());
@@ -46,13 +43,6 @@ std::vector<std::string> resume_args(const fs::path& run_dir) {
   return {"train", "--resume", run_dir.string(), "--no-progress"};
 }
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Runs to the end (resuming), returns the exit code of the last attempt.
 int finish(const fs::path& run_dir, const fs::path& log) {
   return tp::wait_exit(tp::start(resume_args(run_dir), log));
@@ -61,10 +51,10 @@ int finish(const fs::path& run_dir, const fs::path& log) {
 // The uninterrupted run, trained once per test program.
 const std::vector<EpochMetrics>& reference() {
   static const std::vector<EpochMetrics> history = [] {
-    const fs::path dir = fresh_dir("reference");
+    const fs::path dir = fresh_test_dir("resume_reference");
     const int code = tp::wait_exit(tp::start(train_args(dir / "run", "0"), dir / "log"));
-    EXPECT_EQ(code, 0) << read_file(dir / "log");
-    return metrics_from_json(read_file(dir / "run" / "metrics.json"));
+    EXPECT_EQ(code, 0) << read_whole_file(dir / "log");
+    return metrics_from_json(read_whole_file(dir / "run" / "metrics.json"));
   }();
   return history;
 }
@@ -72,8 +62,8 @@ const std::vector<EpochMetrics>& reference() {
 void expect_reference_numbers(const fs::path& run_dir, const fs::path& log) {
   const auto& want = reference();
   ASSERT_EQ(want.size(), 3u);
-  const auto got = metrics_from_json(read_file(run_dir / "metrics.json"));
-  ASSERT_EQ(got.size(), want.size()) << read_file(log);
+  const auto got = metrics_from_json(read_whole_file(run_dir / "metrics.json"));
+  ASSERT_EQ(got.size(), want.size()) << read_whole_file(log);
   for (std::size_t e = 0; e < want.size(); ++e) {
     EXPECT_EQ(got[e].train_loss, want[e].train_loss) << "epoch " << e + 1;
     EXPECT_EQ(got[e].train_accuracy, want[e].train_accuracy) << "epoch " << e + 1;
@@ -101,41 +91,41 @@ const std::pair<std::string, std::string> kSlowSteps{"PELAB_TEST_PAUSE_TRAIN_STE
 // Killed inside its first checkpoint write: the folder holds config.toml and a half-written
 // temporary file but no checkpoint; resume starts from step 0 and ignores the temporary file.
 TEST(Resume, KilledBeforeTheFirstCheckpointStartsFromStepZero) {
-  const fs::path dir = fresh_dir("first"), run = dir / "run", log = dir / "log";
+  const fs::path dir = fresh_test_dir("resume_first"), run = dir / "run", log = dir / "log";
   const fs::path tmp = checkpoint_path(run).string() + ".tmp";
   const pid_t pid = tp::start(train_args(run, "0"), log, {kPauseInWrite});
-  ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(tmp); })) << read_file(log);
+  ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(tmp); })) << read_whole_file(log);
   kill9(pid);
   ASSERT_TRUE(fs::exists(run / "config.toml"));
   ASSERT_FALSE(fs::exists(checkpoint_path(run)));
-  ASSERT_EQ(finish(run, log), 0) << read_file(log);
+  ASSERT_EQ(finish(run, log), 0) << read_whole_file(log);
   expect_reference_numbers(run, log);
 }
 
 // A checkpoint inside the first epoch, then a kill inside a later checkpoint write (the old
 // checkpoint must survive it), then resume: step-exact.
 TEST(Resume, KilledInsideAnEpochAndInsideACheckpointWrite) {
-  const fs::path dir = fresh_dir("mid"), run = dir / "run", log = dir / "log";
+  const fs::path dir = fresh_test_dir("resume_mid"), run = dir / "run", log = dir / "log";
   const fs::path tmp = checkpoint_path(run).string() + ".tmp";
   // Every step checkpoints (0.001 s); each write pauses, so the kill lands inside the second.
   pid_t pid =
       tp::start(train_args(run, "0.001"), log, {{"PELAB_TEST_PAUSE_CHECKPOINT_WRITE", "0.3"}});
   ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(checkpoint_path(run)); }))
-      << read_file(log);
-  ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(tmp); })) << read_file(log);
+      << read_whole_file(log);
+  ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(tmp); })) << read_whole_file(log);
   kill9(pid);
   const TrainState at_kill = load_checkpoint(checkpoint_path(run));
   EXPECT_EQ(at_kill.epochs_done, 0);
   EXPECT_GE(at_kill.epoch_progress.step, 1);
   EXPECT_EQ(at_kill.steps_done, at_kill.epoch_progress.step);
-  ASSERT_EQ(finish(run, log), 0) << read_file(log);
+  ASSERT_EQ(finish(run, log), 0) << read_whole_file(log);
   expect_reference_numbers(run, log);
 }
 
 // Kills at seeded random moments (0 to 1.5 s after each start), resuming after each, until
 // the run completes.
 TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
-  const fs::path dir = fresh_dir("random"), run = dir / "run", log = dir / "log";
+  const fs::path dir = fresh_test_dir("resume_random"), run = dir / "run", log = dir / "log";
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> delay_ms(0, 1500);
   int kills = 0, code = -1;
@@ -154,7 +144,7 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
   EXPECT_GE(kills, 3);
   if (code != 0) {
     const auto args = fs::exists(run / "config.toml") ? resume_args(run) : train_args(run, "0.05");
-    ASSERT_EQ(tp::wait_exit(tp::start(args, log)), 0) << read_file(log);
+    ASSERT_EQ(tp::wait_exit(tp::start(args, log)), 0) << read_whole_file(log);
   }
   expect_reference_numbers(run, log);
 }
@@ -162,20 +152,20 @@ TEST(Resume, KilledAtRandomMomentsEndsWithTheUninterruptedNumbers) {
 // SIGTERM (Slurm's warning before preemption or the time limit): a checkpoint of the last step,
 // exit code 75 and a message naming the resume command; the resumed run is exact.
 TEST(Resume, SigtermWritesACheckpointAndExitsWithTheResumeHint) {
-  const fs::path dir = fresh_dir("sigterm"), run = dir / "run", log = dir / "log";
+  const fs::path dir = fresh_test_dir("resume_sigterm"), run = dir / "run", log = dir / "log";
   // No periodic checkpoints: the only one before the first epoch ends is SIGTERM's. Steps are
   // slowed to 20 ms so the signal lands inside the first epoch (40 steps) on any machine.
   const pid_t pid = tp::start(train_args(run, "0"), log, {kSlowSteps});
   ASSERT_TRUE(tp::wait_for(pid, [&] { return fs::exists(run / "config.toml"); }));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(pid, SIGTERM);
-  ASSERT_EQ(tp::wait_exit(pid), kExitInterrupted) << read_file(log);
-  const std::string message = read_file(log);
+  ASSERT_EQ(tp::wait_exit(pid), kExitInterrupted) << read_whole_file(log);
+  const std::string message = read_whole_file(log);
   EXPECT_NE(message.find("pelab train --resume " + run.string()), std::string::npos) << message;
   const TrainState state = load_checkpoint(checkpoint_path(run));
   EXPECT_LT(state.epochs_done, 3);
   EXPECT_GT(state.steps_done, 0);
-  ASSERT_EQ(finish(run, log), 0) << read_file(log);
+  ASSERT_EQ(finish(run, log), 0) << read_whole_file(log);
   expect_reference_numbers(run, log);
 }
 
@@ -190,7 +180,7 @@ TEST(Resume, CheckpointEveryIsAConfigKeyWithItsRange) {
 
 // A checkpoint whose step lies beyond its epoch is refused with a message, not trained on.
 TEST(Resume, CheckpointPositionBeyondTheEpochIsRefused) {
-  const fs::path dir = fresh_dir("beyond");
+  const fs::path dir = fresh_test_dir("resume_beyond");
   Config config = load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml",
                               {"task.samples=96", "train.epochs=1", "train.threads=1"});
   TrainState state = fresh_state(config);

@@ -16,21 +16,18 @@
 
 #include "cli_runner.h"
 #include "store/store.h"
+#include "store_histories.h"
 #include "sweep/slurm_backend.h"
+#include "test_files.h"
 #include "train/checkpoint.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 using pelab::test_cli::run;
 
-namespace {
+using pelab::test_files::read_whole_file;
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+namespace {
 
 std::string shell(const std::string& command) {
   std::string out;
@@ -105,7 +102,7 @@ class Slurm : public ::testing::Test {
   }
 
   static nlohmann::json jobs_of(const fs::path& out_dir) {
-    return nlohmann::json::parse(read_file(out_dir / ".slurm" / "jobs.json"));
+    return nlohmann::json::parse(read_whole_file(out_dir / ".slurm" / "jobs.json"));
   }
 
   static fs::path dir_;
@@ -130,16 +127,14 @@ fs::path write_sweep(const fs::path& dir, const std::string& set, const std::str
 }
 
 // Per run: every epoch's numbers that training determines (not its timings).
-std::map<std::string, std::vector<std::array<double, 6>>> results_of(const fs::path& store_path) {
-  Store store(store_path, Store::Mode::kExisting);
-  std::map<std::string, std::vector<std::array<double, 6>>> out;
-  for (const auto& r : store.list_runs()) {
-    EXPECT_EQ(r.status, RunStatus::kFinished) << r.name;
-    for (const auto& m : store.metrics(r.id))
-      out[r.name].push_back(
-          {double(m.epoch), m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr});
+// Every run's history, each run required to have finished.
+std::map<std::string, std::vector<std::array<double, 6>>> all_run_histories(
+    const fs::path& store_path) {
+  {
+    Store store(store_path, Store::Mode::kExisting);
+    for (const auto& r : store.list_runs()) EXPECT_EQ(r.status, RunStatus::kFinished) << r.name;
   }
-  return out;
+  return pelab::test_fixtures::finished_run_histories(store_path);
 }
 
 // Long enough to be signalled mid-run (3 epochs of 40 steps), checkpointing every step.
@@ -154,7 +149,7 @@ std::map<std::string, std::vector<std::array<double, 6>>> local_reference(const 
   const fs::path file = write_sweep(dir, set, grid);
   const auto r = run("sweep " + file.string() + " --workers 1 --quiet");
   EXPECT_EQ(r.status, 0) << r.output;
-  return results_of(dir / "pelab.db");
+  return all_run_histories(dir / "pelab.db");
 }
 
 // Submits with every training step slowed to 20 ms (the elements inherit the environment), so
@@ -182,8 +177,8 @@ TEST_F(Slurm, SweepGivesTheSameStoredNumbersAsLocalWorkers) {
   const auto ids = jobs_of(cluster / "runs");
   ASSERT_TRUE(wait_for_jobs(
       {ids["array_job_id"].get<std::string>(), ids["collect_job_id"].get<std::string>()}));
-  const auto want = results_of(local / "pelab.db");
-  const auto got = results_of(cluster / "pelab.db");
+  const auto want = all_run_histories(local / "pelab.db");
+  const auto got = all_run_histories(cluster / "pelab.db");
   ASSERT_EQ(want.size(), 4u);
   EXPECT_EQ(got, want);
   // --status names every run finished; a re-submission has nothing to train.
@@ -214,10 +209,10 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_file(run_dir / "train.log");
+  ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_whole_file(run_dir / "train.log");
   shell("scancel " + array + "_0");
   ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"].get<std::string>()}));
-  const std::string log = read_file(run_dir / "train.log");
+  const std::string log = read_whole_file(run_dir / "train.log");
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
   {
     Store store(cluster / "pelab.db", Store::Mode::kExisting);
@@ -230,7 +225,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const auto ids2 = jobs_of(cluster / "runs");
   ASSERT_TRUE(wait_for_jobs(
       {ids2["array_job_id"].get<std::string>(), ids2["collect_job_id"].get<std::string>()}));
-  EXPECT_EQ(results_of(cluster / "pelab.db"), want);
+  EXPECT_EQ(all_run_histories(cluster / "pelab.db"), want);
 }
 
 // Preemption: SIGTERM to the element's batch shell (pelab itself) with --requeue: it checkpoints,
@@ -252,7 +247,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(checkpoint_path(run_dir)) && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_file(run_dir / "train.log");
+  ASSERT_TRUE(fs::exists(checkpoint_path(run_dir))) << read_whole_file(run_dir / "train.log");
   shell("scancel --batch --signal=TERM " + array + "_0");
   // Slurm holds a requeued job back for about two minutes (BeginTime); as an administrator
   // would, let it start at once.
@@ -267,7 +262,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   std::this_thread::sleep_for(std::chrono::seconds(2));
   shell("scontrol update JobId=" + array + "_0 StartTime=now");
   ASSERT_TRUE(wait_for_jobs({array, ids["collect_job_id"].get<std::string>()}));
-  const std::string log = read_file(run_dir / "train.log");
+  const std::string log = read_whole_file(run_dir / "train.log");
   EXPECT_NE(log.find("stopped by signal 15"), std::string::npos) << log;
   EXPECT_NE(log.find("asking Slurm to requeue"), std::string::npos) << log;
   EXPECT_EQ(log.find("refused"), std::string::npos) << log;
@@ -278,7 +273,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   // The collect job may have seen the requeued element as ended; collect again by hand.
   const auto collect = run("sweep " + file.string() + " --collect");
   EXPECT_EQ(collect.status, 0) << collect.output;
-  EXPECT_EQ(results_of(cluster / "pelab.db"), want);
+  EXPECT_EQ(all_run_histories(cluster / "pelab.db"), want);
 }
 
 TEST_F(Slurm, DryRunScriptsPassSbatchTestOnly) {

@@ -11,16 +11,17 @@
 #include <limits>
 
 #include "store/store.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 
+using pelab::test_files::fresh_test_dir;
+
 namespace {
 
 fs::path fresh_store(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_store_" + name);
-  fs::remove_all(dir);
-  return dir / "sub" / "pelab.db";  // the folder is created by the store
+  return fresh_test_dir("store_" + name, false) / "sub" / "pelab.db";  // the store creates it
 }
 
 RunRecord sample_run(const std::string& name) {

@@ -10,16 +10,17 @@
 
 #include "store/schema.h"
 #include "store/store.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 
+using pelab::test_files::fresh_test_dir;
+
 namespace {
 
-fs::path fresh_store(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_store_interrupted_" + name);
-  fs::remove_all(dir);
-  return dir / "pelab.db";
+fs::path fresh_interrupted_store(const std::string& name) {
+  return fresh_test_dir("store_interrupted_" + name, false) / "pelab.db";
 }
 
 RunRecord queued(const std::string& name) {
@@ -35,7 +36,7 @@ RunRecord queued(const std::string& name) {
 }  // namespace
 
 TEST(StoreInterrupted, ARunWhoseProcessDiedIsInterruptedAndALiveOneStaysRunning) {
-  const fs::path path = fresh_store("died");
+  const fs::path path = fresh_interrupted_store("died");
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
   const pid_t child = fork();
@@ -81,7 +82,7 @@ TEST(StoreInterrupted, ARunWhoseProcessDiedIsInterruptedAndALiveOneStaysRunning)
 
 // A runs row of another host is never judged from here.
 TEST(StoreInterrupted, RunsOfAnotherHostKeepTheirStatus) {
-  const fs::path path = fresh_store("other_host");
+  const fs::path path = fresh_interrupted_store("other_host");
   {
     Store store(path);
     const int64_t id = store.upsert_run(queued("elsewhere"));
@@ -96,7 +97,7 @@ TEST(StoreInterrupted, RunsOfAnotherHostKeepTheirStatus) {
 // A schema-1 store (before pid, host and `interrupted`) opens as schema 2 with its rows, and the
 // child tables still refer to the rebuilt runs table (deleting a run cascades).
 TEST(StoreInterrupted, SchemaOneStoresMigrateWithTheirRows) {
-  const fs::path path = fresh_store("migrate");
+  const fs::path path = fresh_interrupted_store("migrate");
   fs::create_directories(path.parent_path());
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);

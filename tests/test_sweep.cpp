@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "sweep/sweep_runner.h"
 #include "sweep/sweep_spec.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
@@ -27,14 +28,10 @@ extern char** environ;
 
 using pelab::test_cli::run;
 
-namespace {
+using pelab::test_files::fresh_test_dir;
+using pelab::test_files::read_whole_file;
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_sweep_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+namespace {
 
 std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
 
@@ -49,13 +46,6 @@ fs::path write_sweep(const fs::path& dir, const std::string& set, const std::str
       << set << "\n[grid]\n"
       << grid << "\n";
   return file;
-}
-
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 std::string error_of(const std::function<void()>& body) {
@@ -85,7 +75,7 @@ std::map<std::string, std::vector<std::array<double, 6>>> results_of(const fs::p
 }  // namespace
 
 TEST(SweepSpec, ParsesAndExpandsTheGrid) {
-  const fs::path dir = fresh_dir("expand");
+  const fs::path dir = fresh_test_dir("sweep_expand");
   fs::copy_file(tiny(), dir / "base.toml");
   const fs::path file = dir / "grid.toml";
   std::ofstream(file) << "name = \"k-heads\"\nbase = \"base.toml\"\nsetup = \"standard\"\n"
@@ -127,7 +117,7 @@ TEST(SweepSpec, ExampleSweepFilesExpand) {
 }
 
 TEST(SweepSpec, BadFilesNameTheProblem) {
-  const fs::path dir = fresh_dir("bad");
+  const fs::path dir = fresh_test_dir("sweep_bad");
   auto expand = [&](const std::string& set, const std::string& grid, const std::string& top = "") {
     return error_of([&] { expand_sweep(parse_sweep_file(write_sweep(dir, set, grid, top)), 1); });
   };
@@ -161,7 +151,7 @@ TEST(SweepSpec, BadFilesNameTheProblem) {
 }
 
 TEST(SweepCli, BadInputStartsNothing) {
-  const fs::path dir = fresh_dir("cli_bad");
+  const fs::path dir = fresh_test_dir("sweep_cli_bad");
   auto file = write_sweep(dir, "", "\"model.pe\" = [\"nope\", \"rope2\"]");
   auto r = run("sweep " + file.string());
   EXPECT_EQ(r.status, 2) << r.output;
@@ -181,7 +171,7 @@ TEST(SweepCli, BadInputStartsNothing) {
 }
 
 TEST(SweepCli, RecordsRunsSkipsFinishedOnesAndExtendsEpochs) {
-  const fs::path dir = fresh_dir("cli_run");
+  const fs::path dir = fresh_test_dir("sweep_cli_run");
   const std::string set = "\"task.samples\" = 128\n\"train.threads\" = 1\n";
   auto file = write_sweep(dir, set + "\"train.epochs\" = 2", "\"model.pe\" = [\"nope\", \"rope\"]");
   auto r = run("sweep " + file.string() + " --workers 2");
@@ -203,7 +193,7 @@ TEST(SweepCli, RecordsRunsSkipsFinishedOnesAndExtendsEpochs) {
   r = run("sweep " + file.string() + " --workers 2");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("2 already finished"), std::string::npos) << r.output;
-  const std::string log = read_file(dir / "runs" / "nope" / "train.log");
+  const std::string log = read_whole_file(dir / "runs" / "nope" / "train.log");
   EXPECT_EQ(log.find("== pelab sweep"), log.rfind("== pelab sweep")) << log;
 
   // The sweep died after nope's worker ended but before the store heard of it, and while rope's
@@ -214,7 +204,7 @@ TEST(SweepCli, RecordsRunsSkipsFinishedOnesAndExtendsEpochs) {
     store.mark_queued(store.find_run("test/nope")->id);
     store.mark_running(store.find_run("test/rope")->id);
     const fs::path metrics = dir / "runs" / "rope" / "metrics.json";
-    auto epochs = metrics_from_json(read_file(metrics));
+    auto epochs = metrics_from_json(read_whole_file(metrics));
     epochs.pop_back();
     write_file_atomically(metrics, metrics_to_json(epochs));
   }
@@ -243,7 +233,7 @@ TEST(SweepCli, RecordsRunsSkipsFinishedOnesAndExtendsEpochs) {
 }
 
 TEST(SweepCli, AFailedRunIsRecordedWithItsError) {
-  const fs::path dir = fresh_dir("cli_fail");
+  const fs::path dir = fresh_test_dir("sweep_cli_fail");
   const auto file = write_sweep(dir, "\"task.samples\" = 128\n\"train.epochs\" = 1",
                                 "\"model.pe\" = [\"nope\", \"alibi\"]");
   // alibi's folder holds a run whose checkpoint is garbage: its worker fails to resume it.
@@ -271,7 +261,8 @@ TEST(SweepCli, AFailedRunIsRecordedWithItsError) {
 TEST(SweepCli, KilledSweepResumesToTheSameResults) {
   const std::string set = "\"task.samples\" = 192\n\"train.epochs\" = 5\n\"train.threads\" = 1\n";
   const std::string grid = "\"model.pe\" = [\"nope\", \"rope\"]";
-  const fs::path whole = fresh_dir("kill_whole"), killed = fresh_dir("kill_killed");
+  const fs::path whole = fresh_test_dir("sweep_kill_whole"),
+                 killed = fresh_test_dir("sweep_kill_killed");
   auto r = run("sweep " + write_sweep(whole, set, grid).string() + " --workers 2");
   ASSERT_EQ(r.status, 0) << r.output;
 
@@ -291,7 +282,7 @@ TEST(SweepCli, KilledSweepResumesToTheSameResults) {
 
   // Kill once one run has finished and the other has a checkpoint but not all 5 epochs.
   auto epochs_in = [&](const std::string& run) {
-    const std::string text = read_file(killed / "runs" / run / "metrics.json");
+    const std::string text = read_whole_file(killed / "runs" / run / "metrics.json");
     return static_cast<int>(std::count(text.begin(), text.end(), '{'));
   };
   bool mid_run = false;
@@ -310,7 +301,7 @@ TEST(SweepCli, KilledSweepResumesToTheSameResults) {
   kill(sweep, SIGKILL);
   int status = 0;
   waitpid(sweep, &status, 0);
-  ASSERT_TRUE(mid_run) << "never caught the sweep between runs:\n" << read_file(log);
+  ASSERT_TRUE(mid_run) << "never caught the sweep between runs:\n" << read_whole_file(log);
   {
     Store store(killed / "pelab.db", Store::Mode::kExisting);
     EXPECT_GE(store.list_runs({"", "", RunStatus::kFinished}).size(), 1u);
@@ -322,7 +313,7 @@ TEST(SweepCli, KilledSweepResumesToTheSameResults) {
   EXPECT_NE(r.output.find("1 already finished, 0 to record, 1 to resume"), std::string::npos)
       << r.output;
   // rope (the second run) continued from its checkpoint rather than starting over.
-  EXPECT_NE(read_file(killed / "runs" / "rope" / "train.log").find("train --resume"),
+  EXPECT_NE(read_whole_file(killed / "runs" / "rope" / "train.log").find("train --resume"),
             std::string::npos);
   const auto expected = results_of(whole / "pelab.db");
   const auto resumed = results_of(killed / "pelab.db");

@@ -10,19 +10,17 @@
 
 #include "cli_runner.h"
 #include "store/store.h"
+#include "store_histories.h"
+#include "test_files.h"
 
 namespace fs = std::filesystem;
 using namespace pelab;
 using pelab::test_cli::run;
 
-namespace {
+using pelab::test_files::fresh_test_dir;
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("pelab_cells_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+using pelab::test_fixtures::finished_run_histories;
+namespace {
 
 fs::path write_sweep(const fs::path& dir) {
   const fs::path file = dir / "sweep.toml";
@@ -34,22 +32,10 @@ fs::path write_sweep(const fs::path& dir) {
   return file;
 }
 
-std::map<std::string, std::vector<std::array<double, 6>>> results_of(const fs::path& store_path) {
-  Store store(store_path, Store::Mode::kExisting);
-  std::map<std::string, std::vector<std::array<double, 6>>> out;
-  for (const auto& r : store.list_runs()) {
-    if (r.status != RunStatus::kFinished) continue;
-    for (const auto& m : store.metrics(r.id))
-      out[r.name].push_back(
-          {double(m.epoch), m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.lr});
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
-  const fs::path local = fresh_dir("local"), cells = fresh_dir("cells");
+  const fs::path local = fresh_test_dir("cells_local"), cells = fresh_test_dir("cells_cells");
   const auto l = run("sweep " + write_sweep(local).string() + " --workers 2 --quiet");
   ASSERT_EQ(l.status, 0) << l.output;
   const fs::path file = write_sweep(cells);
@@ -77,13 +63,13 @@ TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
   EXPECT_NE(again.output.find("already finished"), std::string::npos) << again.output;
   const auto all = run("sweep " + file.string() + " --collect --quiet");
   EXPECT_EQ(all.status, 0) << all.output;
-  const auto want = results_of(local / "pelab.db");
+  const auto want = finished_run_histories(local / "pelab.db");
   ASSERT_EQ(want.size(), 3u);
-  EXPECT_EQ(results_of(cells / "pelab.db"), want);
+  EXPECT_EQ(finished_run_histories(cells / "pelab.db"), want);
 }
 
 TEST(SweepCells, BadCellIndexIsRefused) {
-  const fs::path dir = fresh_dir("bad");
+  const fs::path dir = fresh_test_dir("cells_bad");
   const auto r = run("sweep " + write_sweep(dir).string() + " --cell 3");
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("accepted: 0 to 2"), std::string::npos) << r.output;

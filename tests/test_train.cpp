@@ -3,10 +3,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test_files.h"
 #include "train/trainer.h"
 
 using namespace pelab;
 namespace fs = std::filesystem;
+
+using pelab::test_files::fresh_test_dir;
 
 namespace {
 
@@ -14,12 +17,6 @@ Config tiny_config(std::vector<std::string> extra = {}) {
   std::vector<std::string> overrides = {"train.epochs=3", "task.samples=192", "train.threads=1"};
   overrides.insert(overrides.end(), extra.begin(), extra.end());
   return load_config(std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml", overrides);
-}
-
-fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("pelab_" + name);
-  fs::remove_all(dir);
-  return dir;
 }
 
 std::string checkpoint_error(const fs::path& file) {
@@ -59,7 +56,7 @@ TEST(Train, TinyModelOverfitsOneFixedBatch) {
 }
 
 TEST(Train, SameSeedSameNumbers) {
-  auto a = fresh_dir("det_a"), b = fresh_dir("det_b");
+  auto a = fresh_test_dir("det_a", false), b = fresh_test_dir("det_b", false);
   Config config = tiny_config({"train.epochs=2", "model.dropout=0.1"});
   train_new_run(config, a, silent());
   train_new_run(config, b, silent());
@@ -73,7 +70,7 @@ TEST(Train, SameSeedSameNumbers) {
 // Dropout on, so the RNG state in the checkpoint matters.
 TEST(Train, ResumeEqualsUninterrupted) {
   Config config = tiny_config({"model.dropout=0.1", "model.attention_dropout=0.1"});
-  auto whole = fresh_dir("whole"), parts = fresh_dir("parts");
+  auto whole = fresh_test_dir("whole", false), parts = fresh_test_dir("parts", false);
   train_new_run(config, whole, silent());
   TrainOptions first = silent();
   first.max_epochs_this_call = 1;
@@ -95,7 +92,7 @@ TEST(Train, ResumeEqualsUninterrupted) {
 }
 
 TEST(Train, RefusesToOverwriteARun) {
-  auto dir = fresh_dir("twice");
+  auto dir = fresh_test_dir("twice", false);
   Config config = tiny_config({"train.epochs=1"});
   train_new_run(config, dir, silent());
   EXPECT_THROW(train_new_run(config, dir, silent()), CheckpointError);
@@ -105,7 +102,7 @@ TEST(Train, RefusesToOverwriteARun) {
 }
 
 TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefused) {
-  auto dir = fresh_dir("corrupt");
+  auto dir = fresh_test_dir("corrupt", false);
   train_new_run(tiny_config({"train.epochs=1"}), dir, silent());
   const fs::path file = checkpoint_path(dir);
   EXPECT_EQ(checkpoint_error(file), "");
@@ -127,7 +124,7 @@ TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRefused) {
 }
 
 TEST(Checkpoint, WeightsThatDoNotMatchTheConfigAreRefused) {
-  auto dir = fresh_dir("mismatch");
+  auto dir = fresh_test_dir("mismatch", false);
   fs::create_directories(dir);
   TrainState state = fresh_state(tiny_config());
   state.config.model.d_ff = 48;  // the stored weights have d_ff 64

@@ -20,18 +20,17 @@
 namespace pelab {
 namespace {
 
-constexpr int64_t kTrigger = 1;
-constexpr int64_t kFirstFiller = 2;
-constexpr auto require = require_task_key;
+constexpr int64_t kFirstTrigger = 1;
+constexpr int64_t kFirstTaskFiller = 2;
 
 void validate_first(const TaskConfig& t) {
-  require(t.first_position_max >= t.first_position_min, "first_position_max", t.first_position_max,
+  require_task_key(t.first_position_max >= t.first_position_min, "first_position_max", t.first_position_max,
           "an integer >= task.first_position_min = " + std::to_string(t.first_position_min));
-  require(t.first_position_max < t.first_length, "first_position_max", t.first_position_max,
+  require_task_key(t.first_position_max < t.first_length, "first_position_max", t.first_position_max,
           "an integer < task.first_length = " + std::to_string(t.first_length));
-  require(t.first_length <= t.seq_len, "first_length", t.first_length,
+  require_task_key(t.first_length <= t.seq_len, "first_length", t.first_length,
           "an integer <= task.seq_len = " + std::to_string(t.seq_len));
-  require(t.vocab_size > kFirstFiller, "vocab_size", t.vocab_size,
+  require_task_key(t.vocab_size > kFirstTaskFiller, "vocab_size", t.vocab_size,
           "an integer >= 3 for first (0 = pad, 1 = trigger, fillers from 2)");
 }
 
@@ -54,10 +53,10 @@ Dataset generate_first(const TaskConfig& task) {
     const int64_t more = uniform_int(rng, 0, std::min(task.first_triggers_max - 1, room));
     for (int64_t j = 0; j < room; ++j) after[j] = p + 1 + j;
     for (int64_t j = 0; j < more; ++j) std::swap(after[j], after[uniform_int(rng, j, room - 1)]);
-    for (int64_t j = 0; j < more; ++j) row[after[j]] = kTrigger;
-    row[p] = kTrigger;
+    for (int64_t j = 0; j < more; ++j) row[after[j]] = kFirstTrigger;
+    row[p] = kFirstTrigger;
     for (int64_t q = 0; q < body; ++q)
-      if (row[q] != kTrigger) row[q] = uniform_int(rng, kFirstFiller, task.vocab_size - 1);
+      if (row[q] != kFirstTrigger) row[q] = uniform_int(rng, kFirstTaskFiller, task.vocab_size - 1);
     lab[i] = p;
   }
   return Dataset{tokens, lengths, labels};
@@ -75,7 +74,7 @@ TaskConfig lengthen_first(const TaskConfig& task, int64_t seq_len) {
 TaskInfo first_task() {
   return {"first",        "probe: the absolute position of the first trigger (absolute position)",
           generate_first, [](const TaskConfig& t) { return t.first_position_max + 1; },
-          lengthen_first, [](const TaskConfig&) { return std::vector<int64_t>{kTrigger}; }};
+          lengthen_first, [](const TaskConfig&) { return std::vector<int64_t>{kFirstTrigger}; }};
 }
 
 }  // namespace pelab

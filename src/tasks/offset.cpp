@@ -22,22 +22,21 @@
 namespace pelab {
 namespace {
 
-constexpr int64_t kTrigger = 1;
+constexpr int64_t kOffsetTrigger = 1;
 constexpr int64_t kFirstMarker = 2;
-constexpr auto require = require_task_key;
 
 int64_t markers(const TaskConfig& t) { return t.offset_max - t.offset_min + 1; }
 
 void validate_offset(const TaskConfig& t) {
-  require(t.offset_max >= t.offset_min, "offset_max", t.offset_max,
+  require_task_key(t.offset_max >= t.offset_min, "offset_max", t.offset_max,
           "an integer >= task.offset_min = " + std::to_string(t.offset_min));
-  require(t.offset_length >= t.offset_max + 2, "offset_length", t.offset_length,
+  require_task_key(t.offset_length >= t.offset_max + 2, "offset_length", t.offset_length,
           "an integer >= task.offset_max + 2 = " + std::to_string(t.offset_max + 2) +
               " (trigger, target and marker)");
-  require(t.offset_length <= t.seq_len, "offset_length", t.offset_length,
+  require_task_key(t.offset_length <= t.seq_len, "offset_length", t.offset_length,
           "an integer <= task.seq_len = " + std::to_string(t.seq_len));
   const int64_t needed = kFirstMarker + markers(t) + t.offset_values;
-  require(t.vocab_size >= needed, "vocab_size", t.vocab_size,
+  require_task_key(t.vocab_size >= needed, "vocab_size", t.vocab_size,
           "an integer >= " + std::to_string(needed) +
               " for offset (0 = pad, 1 = trigger, one marker per offset, then the content "
               "tokens)");
@@ -63,7 +62,7 @@ Dataset generate_offset(const TaskConfig& task) {
     if (m >= t) ++m;
     if (m >= t + o) ++m;
     for (int64_t p = 0; p < body; ++p) {
-      row[p] = p == t   ? kTrigger
+      row[p] = p == t   ? kOffsetTrigger
                : p == m ? kFirstMarker + (o - task.offset_min)
                         : uniform_int(rng, first_content, first_content + task.offset_values - 1);
     }
@@ -80,7 +79,7 @@ TaskConfig lengthen_offset(const TaskConfig& task, int64_t seq_len) {
 }
 
 std::vector<int64_t> offset_triggers(const TaskConfig& task) {
-  std::vector<int64_t> out{kTrigger};
+  std::vector<int64_t> out{kOffsetTrigger};
   for (int64_t k = 0; k < markers(task); ++k) out.push_back(kFirstMarker + k);
   return out;
 }

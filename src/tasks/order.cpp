@@ -20,13 +20,12 @@ namespace {
 
 constexpr int64_t kA = 1;
 constexpr int64_t kB = 2;
-constexpr int64_t kFirstFiller = 3;
-constexpr auto require = require_task_key;
+constexpr int64_t kOrderFirstFiller = 3;
 
 void validate_order(const TaskConfig& t) {
-  require(t.order_length <= t.seq_len, "order_length", t.order_length,
+  require_task_key(t.order_length <= t.seq_len, "order_length", t.order_length,
           "an integer <= task.seq_len = " + std::to_string(t.seq_len));
-  require(t.vocab_size > kFirstFiller, "vocab_size", t.vocab_size,
+  require_task_key(t.vocab_size > kOrderFirstFiller, "vocab_size", t.vocab_size,
           "an integer >= 4 for order (0 = pad, 1 and 2 = triggers, fillers from 3)");
 }
 
@@ -47,7 +46,7 @@ Dataset generate_order(const TaskConfig& task) {
     int64_t j = uniform_int(rng, 0, body - 2);
     if (j >= i) ++j;
     for (int64_t p = 0; p < body; ++p)
-      row[p] = p == i ? kA : p == j ? kB : uniform_int(rng, kFirstFiller, task.vocab_size - 1);
+      row[p] = p == i ? kA : p == j ? kB : uniform_int(rng, kOrderFirstFiller, task.vocab_size - 1);
     lab[s] = i < j ? 0 : 1;
   }
   return Dataset{tokens, lengths, labels};

@@ -26,7 +26,7 @@ std::string shape_text(const torch::Tensor& t) {
   return s + "]";
 }
 
-[[noreturn]] void fail(const fs::path& file, const std::string& problem) {
+[[noreturn]] void fail_data_file(const fs::path& file, const std::string& problem) {
   throw DataFileError(fmt::format("data file {}: {}", file.string(), problem));
 }
 
@@ -52,7 +52,7 @@ std::string jsonl_text(const DataFile& rows) {
 torch::Tensor integer_tensor(const fs::path& file, const std::string& name,
                              const torch::Tensor& t) {
   if (t.scalar_type() != torch::kInt64 && t.scalar_type() != torch::kInt32)
-    fail(file, fmt::format("tensor '{}' has dtype {}; accepted: I64 or I32", name,
+    fail_data_file(file, fmt::format("tensor '{}' has dtype {}; accepted: I64 or I32", name,
                            std::string(c10::toString(t.scalar_type()))));
   return t.to(torch::kInt64);
 }
@@ -74,23 +74,23 @@ DataFile read_safetensors_rows(const fs::path& file) {
       rows.data.labels = integer_tensor(file, name, t);
     } else if (name == "split") {
       if (t.scalar_type() != torch::kUInt8 || (t.numel() > 0 && t.max().item<int64_t>() > 1))
-        fail(file, "tensor 'split' must be U8 with 0 (train) or 1 (test) per row");
+        fail_data_file(file, "tensor 'split' must be U8 with 0 (train) or 1 (test) per row");
       rows.split = t;
     } else {
-      fail(file,
+      fail_data_file(file,
            fmt::format("unexpected tensor '{}'; accepted: tokens, lengths, labels, split", name));
     }
   }
-  if (!rows.data.tokens.defined()) fail(file, "no tensor 'tokens' (I64 [N, L])");
+  if (!rows.data.tokens.defined()) fail_data_file(file, "no tensor 'tokens' (I64 [N, L])");
   if (rows.data.tokens.dim() != 2)
-    fail(file, fmt::format("tensor 'tokens' has shape {}; accepted: [N, L]",
+    fail_data_file(file, fmt::format("tensor 'tokens' has shape {}; accepted: [N, L]",
                            shape_text(rows.data.tokens)));
   const int64_t n = rows.data.tokens.size(0);
   if (!rows.data.lengths.defined())
     rows.data.lengths = torch::full({n}, rows.data.tokens.size(1), torch::kInt64);
   const auto check_rows = [&](const char* name, const torch::Tensor& t) {
     if (t.defined() && (t.dim() != 1 || t.size(0) != n))
-      fail(file, fmt::format("tensor '{}' has shape {}; accepted: [{}] (one per row of tokens)",
+      fail_data_file(file, fmt::format("tensor '{}' has shape {}; accepted: [{}] (one per row of tokens)",
                              name, shape_text(t), n));
   };
   check_rows("lengths", rows.data.lengths);
@@ -102,13 +102,13 @@ DataFile read_safetensors_rows(const fs::path& file) {
 int64_t integer_value(const fs::path& file, int64_t line, const char* key,
                       const nlohmann::json& v) {
   if (!v.is_number_integer())
-    fail(file, fmt::format("line {}: \"{}\" is {}; accepted: an integer", line, key, v.dump()));
+    fail_data_file(file, fmt::format("line {}: \"{}\" is {}; accepted: an integer", line, key, v.dump()));
   return v.get<int64_t>();
 }
 
 DataFile read_jsonl_rows(const fs::path& file) {
   std::ifstream in(file);
-  if (!in) fail(file, "cannot open");
+  if (!in) fail_data_file(file, "cannot open");
   std::vector<int64_t> tokens, lengths, labels;
   std::vector<uint8_t> splits;
   int64_t width = -1, rows = 0, first_line = 0;
@@ -120,23 +120,23 @@ DataFile read_jsonl_rows(const fs::path& file) {
     try {
       j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
-      fail(file, fmt::format("line {}: not valid JSON ({})", line, e.what()));
+      fail_data_file(file, fmt::format("line {}: not valid JSON ({})", line, e.what()));
     }
-    if (!j.is_object()) fail(file, fmt::format("line {}: expected a JSON object", line));
+    if (!j.is_object()) fail_data_file(file, fmt::format("line {}: expected a JSON object", line));
     for (const auto& [key, value] : j.items())
       if (key != "tokens" && key != "length" && key != "label" && key != "split")
-        fail(file,
+        fail_data_file(file,
              fmt::format("line {}: unknown key \"{}\"; accepted: tokens, length, label, split",
                          line, key));
     if (!j.contains("tokens") || !j["tokens"].is_array())
-      fail(file, fmt::format("line {}: \"tokens\" must be an array of token ids", line));
+      fail_data_file(file, fmt::format("line {}: \"tokens\" must be an array of token ids", line));
     const auto& row = j["tokens"];
     const auto count = static_cast<int64_t>(row.size());
     if (width < 0) {
       width = count;
       first_line = line;
     } else if (count != width) {
-      fail(file, fmt::format("line {} (row {}) has {} tokens but line {} has {}; every row needs "
+      fail_data_file(file, fmt::format("line {} (row {}) has {} tokens but line {} has {}; every row needs "
                              "the same count (pad with 0 as `pelab data` does)",
                              line, rows, count, first_line, width));
     }
@@ -151,20 +151,20 @@ DataFile read_jsonl_rows(const fs::path& file) {
                                                           {"split", has_splits}};
     for (const auto& [key, present] : optional_keys)
       if (j.contains(key) != present)
-        fail(file, fmt::format("line {}: \"{}\" must be given on every line or on none (line {} "
+        fail_data_file(file, fmt::format("line {}: \"{}\" must be given on every line or on none (line {} "
                                "{} it)",
                                line, key, first_line, present ? "has" : "lacks"));
     if (j.contains("label")) labels.push_back(integer_value(file, line, "label", j["label"]));
     if (j.contains("split")) {
       const auto& s = j["split"];
       if (s != "train" && s != "test")
-        fail(file, fmt::format("line {}: \"split\" is {}; accepted: \"train\", \"test\"", line,
+        fail_data_file(file, fmt::format("line {}: \"split\" is {}; accepted: \"train\", \"test\"", line,
                                s.dump()));
       splits.push_back(s == "train" ? 0 : 1);
     }
     ++rows;
   }
-  if (rows == 0) fail(file, "no rows; expected one JSON object per line");
+  if (rows == 0) fail_data_file(file, "no rows; expected one JSON object per line");
   DataFile out;
   out.data.tokens = torch::tensor(tokens, torch::kInt64).view({rows, width});
   out.data.lengths = torch::tensor(lengths, torch::kInt64);
@@ -220,7 +220,7 @@ void write_data_file(const fs::path& file, const DataFile& rows,
 
 DataFile read_data_file(const fs::path& file) {
   const DataFormat format = data_format_for(file);
-  if (!user_file_exists(file)) fail(file, "no such file");
+  if (!user_file_exists(file)) fail_data_file(file, "no such file");
   return format == DataFormat::kJsonLines ? read_jsonl_rows(file) : read_safetensors_rows(file);
 }
 
@@ -228,9 +228,9 @@ void check_rows_for_model(const DataFile& rows, const fs::path& file, int64_t vo
                           int64_t max_len, int64_t num_classes) {
   const auto& d = rows.data;
   const int64_t n = d.size(), L = d.tokens.size(1);
-  if (n == 0) fail(file, "no rows");
+  if (n == 0) fail_data_file(file, "no rows");
   if (L < 1 || L > max_len)
-    fail(file, fmt::format("rows have {} tokens; accepted: 1..{} (the model's task.seq_len)", L,
+    fail_data_file(file, fmt::format("rows have {} tokens; accepted: 1..{} (the model's task.seq_len)", L,
                            max_len));
   const auto tokens = d.tokens.contiguous();
   const int64_t* t = tokens.data_ptr<int64_t>();
@@ -238,18 +238,18 @@ void check_rows_for_model(const DataFile& rows, const fs::path& file, int64_t vo
     for (int64_t i = 0; i < L; ++i) {
       const int64_t id = t[r * L + i];
       if (id < 0 || id >= vocab_size)
-        fail(file, fmt::format("row {}, position {}: token id {} is outside the vocabulary; "
+        fail_data_file(file, fmt::format("row {}, position {}: token id {} is outside the vocabulary; "
                                "accepted: 0..{} (task.vocab_size = {}, 0 is the pad)",
                                r, i, id, vocab_size - 1, vocab_size));
     }
     const int64_t length = d.lengths[r].item<int64_t>();
     if (length < 1 || length > L)
-      fail(file,
+      fail_data_file(file,
            fmt::format("row {}: length {}; accepted: 1..{} (the row's token count)", r, length, L));
     if (d.labels.defined()) {
       const int64_t label = d.labels[r].item<int64_t>();
       if (label < 0 || label >= num_classes)
-        fail(file, fmt::format("row {}: label {}; accepted: 0..{} (the task's classes)", r, label,
+        fail_data_file(file, fmt::format("row {}: label {}; accepted: 0..{} (the task's classes)", r, label,
                                num_classes - 1));
     }
   }

@@ -61,7 +61,7 @@ std::string accepted_dtypes() {
   return out;
 }
 
-[[noreturn]] void fail(const std::filesystem::path& path, const std::string& problem) {
+[[noreturn]] void fail_safetensors(const std::filesystem::path& path, const std::string& problem) {
   throw std::runtime_error("safetensors file " + path.string() + ": " + problem);
 }
 
@@ -139,11 +139,11 @@ void write_safetensors(const std::filesystem::path& path,
 SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   std::error_code ec;
   const uint64_t file_size = std::filesystem::file_size(path, ec);
-  if (ec) fail(path, "cannot read: " + ec.message());
+  if (ec) fail_safetensors(path, "cannot read: " + ec.message());
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open");
+  if (!in) fail_safetensors(path, "cannot open");
   if (file_size < 8) {
-    fail(path, "file too short (" + std::to_string(file_size) +
+    fail_safetensors(path, "file too short (" + std::to_string(file_size) +
                    " bytes) to hold the 8-byte header length");
   }
   std::array<unsigned char, 8> len{};
@@ -151,16 +151,16 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   uint64_t header_len = 0;
   for (size_t i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
   if (header_len > file_size - 8) {
-    fail(path, "header length " + std::to_string(header_len) +
+    fail_safetensors(path, "header length " + std::to_string(header_len) +
                    " runs beyond the end of the file (" + std::to_string(file_size) +
                    " bytes); the file is truncated or not safetensors");
   }
   if (header_len > kMaxHeaderBytes) {
-    fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+    fail_safetensors(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
   }
   std::string text(header_len, '\0');
   in.read(text.data(), static_cast<std::streamsize>(header_len));
-  if (!in) fail(path, "cannot read the header");
+  if (!in) fail_safetensors(path, "cannot read the header");
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = file_size - data_start;
 
@@ -168,9 +168,9 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   try {
     header = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("header is not valid JSON: ") + e.what());
+    fail_safetensors(path, std::string("header is not valid JSON: ") + e.what());
   }
-  if (!header.is_object()) fail(path, "header is not a JSON object");
+  if (!header.is_object()) fail_safetensors(path, "header is not a JSON object");
 
   struct Entry {
     std::string name;
@@ -182,28 +182,28 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   std::vector<Entry> entries;
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
-      if (!value.is_object()) fail(path, "__metadata__ is not a JSON object");
+      if (!value.is_object()) fail_safetensors(path, "__metadata__ is not a JSON object");
       for (const auto& [key, v] : value.items()) {
-        if (!v.is_string()) fail(path, "__metadata__ value of '" + key + "' is not a string");
+        if (!v.is_string()) fail_safetensors(path, "__metadata__ value of '" + key + "' is not a string");
         out.metadata[key] = v.get<std::string>();
       }
       continue;
     }
     const std::string where = "tensor '" + name + "': ";
-    if (!value.is_object()) fail(path, where + "entry is not a JSON object");
+    if (!value.is_object()) fail_safetensors(path, where + "entry is not a JSON object");
     if (!value.contains("dtype") || !value["dtype"].is_string()) {
-      fail(path, where + "missing or non-string \"dtype\"");
+      fail_safetensors(path, where + "missing or non-string \"dtype\"");
     }
     const std::string dtype_name = value["dtype"].get<std::string>();
     const DtypeInfo* dtype = dtype_by_name(dtype_name);
     if (dtype == nullptr) {
-      fail(path, where + "unknown dtype '" + dtype_name + "'; accepted: " + accepted_dtypes());
+      fail_safetensors(path, where + "unknown dtype '" + dtype_name + "'; accepted: " + accepted_dtypes());
     }
     if (!value.contains("shape") || !value["shape"].is_array()) {
-      fail(path, where + "missing or non-array \"shape\"");
+      fail_safetensors(path, where + "missing or non-array \"shape\"");
     }
     if (value["shape"].size() > kMaxDims) {
-      fail(path, where + "shape has " + std::to_string(value["shape"].size()) +
+      fail_safetensors(path, where + "shape has " + std::to_string(value["shape"].size()) +
                      " dimensions; accepted: at most " + std::to_string(kMaxDims));
     }
     Entry entry{name, dtype, {}, 0, 0};
@@ -211,13 +211,13 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     bool empty = false;
     for (const auto& d : value["shape"]) {
       if (!d.is_number_unsigned())
-        fail(path, where + "shape " + value["shape"].dump() + " is invalid");
+        fail_safetensors(path, where + "shape " + value["shape"].dump() + " is invalid");
       const uint64_t dim = d.get<uint64_t>();
       // Strides multiply the dims after a zero as well, so even an empty tensor's non-zero dims
       // must multiply within int64.
       if (__builtin_mul_overflow(bytes, std::max<uint64_t>(dim, 1), &bytes) ||
           bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        fail(path, where + "shape " + value["shape"].dump() + " is too large");
+        fail_safetensors(path, where + "shape " + value["shape"].dump() + " is too large");
       }
       empty |= dim == 0;
       entry.shape.push_back(static_cast<int64_t>(dim));
@@ -226,18 +226,18 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     const auto& offsets = value.contains("data_offsets") ? value["data_offsets"] : nlohmann::json();
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
         !offsets[1].is_number_unsigned()) {
-      fail(path, where + "\"data_offsets\" must be two non-negative integers [begin, end]");
+      fail_safetensors(path, where + "\"data_offsets\" must be two non-negative integers [begin, end]");
     }
     entry.begin = offsets[0].get<uint64_t>();
     entry.end = offsets[1].get<uint64_t>();
     const std::string range = offsets.dump();
-    if (entry.end < entry.begin) fail(path, where + "data_offsets " + range + " end before begin");
+    if (entry.end < entry.begin) fail_safetensors(path, where + "data_offsets " + range + " end before begin");
     if (entry.end > data_size) {
-      fail(path, where + "data_offsets " + range + " out of range: the data section has " +
+      fail_safetensors(path, where + "data_offsets " + range + " out of range: the data section has " +
                      std::to_string(data_size) + " bytes");
     }
     if (entry.end - entry.begin != bytes) {
-      fail(path, where + "data_offsets " + range + " span " +
+      fail_safetensors(path, where + "data_offsets " + range + " span " +
                      std::to_string(entry.end - entry.begin) + " bytes but dtype " + dtype_name +
                      " and shape " + value["shape"].dump() + " need " + std::to_string(bytes));
     }
@@ -249,15 +249,15 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   });
   uint64_t covered = 0;
   for (const auto& e : entries) {
-    if (e.begin < covered) fail(path, "tensor '" + e.name + "' overlaps the previous tensor");
+    if (e.begin < covered) fail_safetensors(path, "tensor '" + e.name + "' overlaps the previous tensor");
     if (e.begin > covered) {
-      fail(path, "hole in the data section before tensor '" + e.name + "' (bytes " +
+      fail_safetensors(path, "hole in the data section before tensor '" + e.name + "' (bytes " +
                      std::to_string(covered) + ".." + std::to_string(e.begin) + " unused)");
     }
     covered = e.end;
   }
   if (covered != data_size) {
-    fail(path, "the tensors cover " + std::to_string(covered) + " bytes but the data section has " +
+    fail_safetensors(path, "the tensors cover " + std::to_string(covered) + " bytes but the data section has " +
                    std::to_string(data_size));
   }
 
@@ -267,9 +267,9 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     if (bytes > 0) {
       in.seekg(static_cast<std::streamoff>(data_start + e.begin));
       in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
-      if (!in) fail(path, "cannot read the data of tensor '" + e.name + "'");
+      if (!in) fail_safetensors(path, "cannot read the data of tensor '" + e.name + "'");
       if (e.dtype->type == torch::kBool && t.view(torch::kUInt8).max().item<int64_t>() > 1) {
-        fail(path, "tensor '" + e.name + "': BOOL data holds bytes other than 0 and 1");
+        fail_safetensors(path, "tensor '" + e.name + "': BOOL data holds bytes other than 0 and 1");
       }
     }
     out.tensors.emplace_back(e.name, std::move(t));
