@@ -102,6 +102,61 @@ TEST(OnednnLinear, ForwardAndGradientsMatchDouble) {
   }
 }
 
+// The FFN's relu(x W^T + b) with the ReLU inside the product and its backward fused with the
+// bias gradient: forward and the gradients of x, W and b against double precision (float32),
+// and against the unfused bf16 layer followed by torch::relu (bf16: the same rounded products,
+// so the same ReLU mask; double's mask differs wherever rounding flips a sign near zero).
+TEST(OnednnLinear, LinearReluAndItsGradientsMatchTheirReferences) {
+  torch::manual_seed(9);
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !onednn_bf16_runs()) continue;
+    for (bool with_bias : {true, false}) {
+      torch::nn::Linear layer(torch::nn::LinearOptions(24, 40).bias(with_bias));
+      auto x = torch::randn({3, 11, 24}, torch::requires_grad());
+      auto upstream = torch::randn({3, 11, 40});
+      torch::Tensor y;
+      {
+        Bf16LinearGuard precision(bf16);
+        y = linear_relu(layer, x);
+        (y * upstream).sum().backward();
+      }
+      const auto fused_x = x.grad().clone(), fused_w = layer->weight.grad().clone();
+      const auto fused_b = with_bias ? layer->bias.grad().clone() : torch::Tensor();
+
+      torch::Tensor y_ref, grad_x, grad_w, grad_b;
+      if (bf16) {
+        x.mutable_grad().reset();
+        layer->weight.mutable_grad().reset();
+        if (with_bias) layer->bias.mutable_grad().reset();
+        Bf16LinearGuard precision(true);
+        y_ref = torch::relu(pelab::linear(layer, x));
+        (y_ref * upstream).sum().backward();
+        grad_x = x.grad(), grad_w = layer->weight.grad();
+        if (with_bias) grad_b = layer->bias.grad();
+      } else {
+        auto xd = x.detach().to(torch::kDouble).requires_grad_();
+        auto wd = layer->weight.detach().to(torch::kDouble).requires_grad_();
+        auto bd =
+            with_bias ? layer->bias.detach().to(torch::kDouble).requires_grad_() : torch::Tensor();
+        auto zd = torch::matmul(xd, wd.t());
+        if (with_bias) zd = zd + bd;
+        y_ref = torch::relu(zd);
+        (y_ref * upstream.to(torch::kDouble)).sum().backward();
+        grad_x = xd.grad(), grad_w = wd.grad();
+        if (with_bias) grad_b = bd.grad();
+      }
+      EXPECT_GT((y_ref == 0).sum().item<int64_t>(), y_ref.numel() / 4)
+          << "the ReLU must cut a good share of the outputs";
+      EXPECT_LT(relative_error(y.detach(), y_ref.detach()), kTolerance) << "bf16=" << bf16;
+      EXPECT_LT(relative_error(fused_x, grad_x), kTolerance) << "bf16=" << bf16;
+      EXPECT_LT(relative_error(fused_w, grad_w), kTolerance) << "bf16=" << bf16;
+      if (with_bias) {
+        EXPECT_LT(relative_error(fused_b, grad_b), kTolerance) << "bf16=" << bf16;
+      }
+    }
+  }
+}
+
 // Where the input needs no gradient only W and b get one; doubles take LibTorch's path.
 TEST(OnednnLinear, FrozenInputAndOtherDtypes) {
   torch::manual_seed(3);

@@ -87,6 +87,32 @@ TEST(Rotary, ApplyRotaryMatchesPairwiseLoopAndPassesTrailingDims) {
   EXPECT_TRUE(torch::equal(y.narrow(-1, rotary, D - rotary), x.narrow(-1, rotary, D - rotary)));
 }
 
+// The heads of a packed q/k/v product are a strided [B, H, L, D] view; the rotation reads it
+// through its strides. Same values and gradients as on a contiguous copy, fully and partly
+// rotated, and against the pairwise formula in double precision.
+TEST(Rotary, StridedHeadViewsRotateLikeContiguousOnes) {
+  const int64_t B = 2, H = 3, L = 7, D = 8;
+  auto pos = torch::arange(L, torch::kLong) * 2;
+  for (const int64_t rotary : {D, int64_t(4)}) {
+    auto theta = rope_frequencies(rotary, 100.0);
+    auto packed = torch::randn({B, L, 3 * H * D});
+    // k's heads: [B, L, H, D] inside the packed row, seen as [B, H, L, D].
+    auto view = packed.narrow(2, H * D, H * D).view({B, L, H, D}).transpose(1, 2);
+    ASSERT_FALSE(view.is_contiguous());
+    auto strided = view.detach().requires_grad_(true);
+    auto copy = view.detach().contiguous().requires_grad_(true);
+    auto upstream = torch::randn({B, H, L, D});
+    auto y_strided = apply_rotary(strided, pos, theta);
+    auto y_copy = apply_rotary(copy, pos, theta);
+    EXPECT_TRUE(torch::equal(y_strided, y_copy)) << "rotary " << rotary;
+    (y_strided * upstream).sum().backward();
+    (y_copy * upstream).sum().backward();
+    EXPECT_TRUE(torch::equal(strided.grad(), copy.grad())) << "rotary " << rotary;
+    auto expected = apply_rotary(view.to(torch::kDouble), pos, theta);
+    EXPECT_TRUE(torch::allclose(y_strided.to(torch::kDouble), expected, 1e-5, 1e-5));
+  }
+}
+
 TEST(Rotary, IsDifferentiableWithTheInverseRotationAsGradient) {
   // y = R(p) x is orthogonal, so d/dx sum(w o y) = R(p)^T w = R(-p) w.
   auto theta = rope_frequencies(8, 10000.0);

@@ -2,6 +2,7 @@
 // inside a checkpoint write, and SIGTERM; every resumed run must end with the uninterrupted
 // run's per-epoch numbers, exactly.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <random>
@@ -48,10 +49,11 @@ int finish(const fs::path& run_dir, const fs::path& log) {
   return tp::wait_exit(tp::start(resume_args(run_dir), log));
 }
 
-// The uninterrupted run, trained once per test program.
+// The uninterrupted run, trained once per test program. ctest runs each test as its own
+// process, several at once, so each process trains it in a folder of its own.
 const std::vector<EpochMetrics>& reference() {
   static const std::vector<EpochMetrics> history = [] {
-    const fs::path dir = fresh_test_dir("resume_reference");
+    const fs::path dir = fresh_test_dir("resume_reference_" + std::to_string(::getpid()));
     const int code = tp::wait_exit(tp::start(train_args(dir / "run", "0"), dir / "log"));
     EXPECT_EQ(code, 0) << read_whole_file(dir / "log");
     return metrics_from_json(read_whole_file(dir / "run" / "metrics.json"));

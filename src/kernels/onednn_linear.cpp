@@ -3,10 +3,12 @@
 #include <ATen/record_function.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
@@ -58,10 +60,11 @@ using PrimitiveKey = std::tuple<dnnl::memory::dims, dnnl::memory::dims, dnnl::me
                                 dnnl::memory::dims, int, int, bool>;
 
 dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
-                              bool with_bias) {
+                              bool with_bias, bool relu_after) {
   static std::mutex mutex;
   static std::map<PrimitiveKey, dnnl::matmul> cache;
-  const PrimitiveKey key{a.dims, a.strides, b.dims, b.strides, int(type), 0, with_bias};
+  const PrimitiveKey key{a.dims,    a.strides,       b.dims,   b.strides,
+                         int(type), int(relu_after), with_bias};
   std::lock_guard<std::mutex> lock(mutex);
   auto found = cache.find(key);
   if (found != cache.end()) return found->second;
@@ -73,7 +76,15 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
                                    ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1})
                                    : dnnl::memory::desc();
   dnnl::matmul::desc desc(a_md, b_md, bias_md, c_md);
-  dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, cpu_engine()));
+  // ReLU as the product's epilogue: applied to each block of c while it is still in cache,
+  // instead of a separate pass over the whole result.
+  dnnl::primitive_attr attr;
+  if (relu_after) {
+    dnnl::post_ops relu;
+    relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(relu);
+  }
+  dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
   cache.emplace(key, primitive);
   return primitive;
 }
@@ -82,12 +93,52 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
 
 void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
 
-// y = x W^T + b through oneDNN; backward through the same matmul. Under bf16 the saved x and W
-// are bf16 copies (half the memory of float32 ones) and dY is rounded to bf16 for the products.
+// ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
+// positive exactly where z is), db = the column sums of dz. Each fixed chunk of rows sums into
+// its own partial, and the partials are added in chunk order, so the numbers do not depend on
+// the thread count.
+void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
+                                  torch::Tensor& dz, torch::Tensor& db) {
+  constexpr int64_t kRowsPerChunk = 256;
+  const int64_t rows = y.size(0), cols = y.size(1);
+  const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  const float* __restrict g = dy.data_ptr<float>();
+  const float* __restrict out = y.data_ptr<float>();
+  float* __restrict d = dz.data_ptr<float>();
+  const bool bias_grad = db.defined();
+  std::vector<float> partial(bias_grad ? chunks * cols : 0, 0.0f);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t last = std::min(rows, (chunk + 1) * kRowsPerChunk);
+      for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) {
+        const float* __restrict g_row = g + i * cols;
+        const float* __restrict y_row = out + i * cols;
+        float* __restrict d_row = d + i * cols;
+        for (int64_t j = 0; j < cols; ++j) {
+          const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
+          d_row[j] = y_row[j] > 0.0f ? gradient : 0.0f;
+        }
+        if (!bias_grad) continue;
+        float* __restrict sums = partial.data() + chunk * cols;
+        for (int64_t j = 0; j < cols; ++j) sums[j] += d_row[j];
+      }
+    }
+  });
+  if (!bias_grad) return;
+  float* __restrict total = db.data_ptr<float>();
+  std::fill(total, total + cols, 0.0f);
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)
+    for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
+}
+
+// y = x W^T + b (then ReLU when `relu`) through oneDNN; backward through the same matmul. Under
+// bf16 the saved x and W are bf16 copies (half the memory of float32 ones) and dY is rounded to
+// bf16 for the products.
 class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& weight, const torch::Tensor& bias, bool bf16) {
+                               const torch::Tensor& weight, const torch::Tensor& bias, bool bf16,
+                               bool relu) {
     const auto in = weight.size(1), out = weight.size(0);
     auto x2 = x.reshape({-1, in});
     auto w = weight;
@@ -97,10 +148,14 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     }
     auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
     const bool has_bias = bias.numel() > 0;
-    onednn_matmul(x2, w.t(), has_bias ? bias : torch::Tensor(), y);
-    ctx->save_for_backward({x2, w});
+    onednn_matmul(x2, w.t(), has_bias ? bias : torch::Tensor(), y, relu);
+    if (relu)
+      ctx->save_for_backward({x2, w, y});
+    else
+      ctx->save_for_backward({x2, w});
     ctx->saved_data["bf16"] = bf16;
     ctx->saved_data["has_bias"] = has_bias;
+    ctx->saved_data["relu"] = relu;
     auto shape = x.sizes().vec();
     shape.back() = out;
     return y.view(shape);
@@ -112,11 +167,21 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     const auto& x2 = saved[0];
     const auto& w = saved[1];
     const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const bool relu = ctx->saved_data["relu"].toBool();
+    const bool bias_grad = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2);
     const auto out = w.size(0), in = w.size(1);
     auto dy = grads[0].reshape({-1, out});
     if (dy.scalar_type() != torch::kFloat) dy = dy.to(torch::kFloat);
-    auto dy_product = bf16 ? dy.to(torch::kBFloat16) : dy;
     torch::Tensor dx, dw, db;
+    if (relu) {  // from here on dy is the gradient before the ReLU
+      auto dz = torch::empty_like(dy, torch::MemoryFormat::Contiguous);
+      if (bias_grad) db = torch::empty({out}, dy.options());
+      relu_backward_with_bias_grad(dy.contiguous(), saved[2], dz, db);
+      dy = dz;
+    } else if (bias_grad) {
+      db = dy.sum(0);
+    }
+    auto dy_product = bf16 ? dy.to(torch::kBFloat16) : dy;
     if (ctx->needs_input_grad(0)) {
       dx = torch::empty({dy.size(0), in}, dy.options());
       onednn_matmul(dy_product, w, {}, dx);
@@ -128,8 +193,7 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
       dw = torch::empty({out, in}, dy.options());
       onednn_matmul(dy_product.t(), x2, {}, dw);
     }
-    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);
-    return {dx, dw, db, torch::Tensor()};
+    return {dx, dw, db, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -144,7 +208,7 @@ bool onednn_available() {
 }
 
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
-                   torch::Tensor& c) {
+                   torch::Tensor& c, bool relu_after) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "onednn_matmul: shapes ",
               a.sizes(), " and ", b.sizes(), " do not multiply");
   TORCH_CHECK(a.scalar_type() == b.scalar_type() &&
@@ -163,12 +227,13 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
       c.copy_(bias.expand_as(c));
     else
       c.zero_();
+    if (relu_after) c.clamp_min_(0);
     return;
   }
   const Operand oa = operand(a), ob = operand(b);
   const auto type = data_type(a);
   const auto bias_contiguous = bias.defined() ? bias.contiguous() : bias;
-  auto primitive = matmul_primitive(oa, ob, type, bias.defined());
+  auto primitive = matmul_primitive(oa, ob, type, bias.defined(), relu_after);
   const auto M = oa.dims[0], N = ob.dims[1];
   using dt = dnnl::memory::data_type;
   auto& engine = cpu_engine();
@@ -187,21 +252,39 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
 #endif
 }
 
+namespace {
+
+bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                  bool use_onednn) {
+  return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         (!bias.defined() || bias.scalar_type() == torch::kFloat);
+}
+
+// LibTorch 1.13's custom Functions cannot take an undefined tensor input: no bias is passed as
+// an empty one, which forward and backward then ignore.
+torch::Tensor bias_or_empty(const torch::Tensor& bias) {
+  return bias.defined() ? bias : torch::empty({0});
+}
+
+}  // namespace
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      bool use_onednn) {
-  const bool onednn = use_onednn && onednn_available() && x.device().is_cpu() &&
-                      weight.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-                      weight.scalar_type() == torch::kFloat &&
-                      (!bias.defined() || bias.scalar_type() == torch::kFloat);
-  if (!onednn) return torch::nn::functional::linear(x, weight, bias);
-  // LibTorch 1.13's custom Functions cannot take an undefined tensor input: no bias is passed
-  // as an empty one, which forward and backward then ignore.
-  return OneDnnLinearFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}),
-                                     bf16_linear);
+  if (!takes_onednn(x, weight, bias, use_onednn))
+    return torch::nn::functional::linear(x, weight, bias);
+  return OneDnnLinearFunction::apply(x, weight, bias_or_empty(bias), bf16_linear, false);
 }
 
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x, bool use_onednn) {
   return linear(x, layer->weight, layer->bias, use_onednn);
+}
+
+torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x, bool use_onednn) {
+  if (!takes_onednn(x, layer->weight, layer->bias, use_onednn))
+    return torch::relu(torch::nn::functional::linear(x, layer->weight, layer->bias));
+  return OneDnnLinearFunction::apply(x, layer->weight, bias_or_empty(layer->bias), bf16_linear,
+                                     true);
 }
 
 bool cpu_has_avx512_bf16() {

@@ -19,11 +19,11 @@ namespace pelab {
 // True when this build has oneDNN and the CPU can run it.
 bool onednn_available();
 
-// c = a b (+ bias broadcast over rows) through one oneDNN matmul. a: [M, K], b: [K, N] with any
-// strides (a transposed view costs nothing); both float32 or both bf16; bias: undefined or
-// float32 [N]; c: float32 contiguous [M, N], overwritten.
+// c = a b (+ bias broadcast over rows) through one oneDNN matmul, then max(c, 0) when
+// `relu_after`. a: [M, K], b: [K, N] with any strides (a transposed view costs nothing); both
+// float32 or both bf16; bias: undefined or float32 [N]; c: float32 contiguous [M, N], overwritten.
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
-                   torch::Tensor& c);
+                   torch::Tensor& c, bool relu_after = false);
 
 // x W^T + b, differentiable in x, weight and bias; x: [..., in], weight: [out, in], bias:
 // undefined or [out]. Through oneDNN when `use_onednn` is set and the tensors are float32 on
@@ -33,6 +33,10 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
                      bool use_onednn = true);
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x,
                      bool use_onednn = true);
+// relu(x W^T + b), the FFN's first half. Through oneDNN the ReLU runs inside the product, and
+// its backward shares one pass with the bias gradient; otherwise torch::relu(at::linear(..)).
+torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x,
+                          bool use_onednn = true);
 
 // Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
 bool cpu_has_avx512_bf16();

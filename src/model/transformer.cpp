@@ -36,8 +36,8 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   auto h = dropout_add(x, attention->forward(in), dropout_, is_training());
   // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
   const bool onednn = onednn_ && !in.explicit_path;
-  auto f = linear(ffn_in, ffn_norm(h), onednn);
-  f = gelu_ ? torch::gelu(f) : torch::relu(f);
+  auto f = gelu_ ? torch::gelu(linear(ffn_in, ffn_norm(h), onednn))
+                 : linear_relu(ffn_in, ffn_norm(h), onednn);
   return dropout_add(h, linear(ffn_out, f, onednn), dropout_, is_training());
 }
 

@@ -22,26 +22,38 @@ torch::Tensor rotate_pairs_ops(const torch::Tensor& x, const torch::Tensor& cos,
 }
 
 // The same rotation as one pass over float32 CPU memory (not differentiable): the eight
-// broadcasting, strided elementwise ops above cost more than a small model's attention.
+// broadcasting, strided elementwise ops above cost more than a small model's attention. A 4-D
+// [B, H, L, D] view with unit last stride (the q and k heads of the packed q/k/v product) is
+// read through its strides, not copied first; the result is contiguous.
 torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin) {
   if (x.scalar_type() != torch::kFloat || !x.device().is_cpu() ||
       cos.scalar_type() != torch::kFloat)
     return rotate_pairs_ops(x, cos, sin);
-  const auto input = x.contiguous();
   const auto c = cos.contiguous(), s = sin.contiguous();
-  auto y = torch::empty_like(input);
   const int64_t positions = c.size(0), pairs = c.size(1);
+  const bool head_view = x.dim() == 4 && x.stride(3) == 1 && x.size(2) == positions;
+  const auto input = head_view ? x : x.contiguous();
+  auto y = torch::empty(input.sizes(), input.options());
   const int64_t rows = input.numel() / (2 * pairs);  // row r holds position r % positions
+  // Row r of the input: (b, h, l) = (r / (H L), r / L % H, r % L) through the view's strides.
+  const int64_t heads = head_view ? input.size(1) : 1;
+  const int64_t batch_stride = head_view ? input.stride(0) : 0;
+  const int64_t head_stride = head_view ? input.stride(1) : 0;
+  const int64_t position_stride = head_view ? input.stride(2) : 0;
   const float* in = input.data_ptr<float>();
   const float* cp = c.data_ptr<float>();
   const float* sp = s.data_ptr<float>();
   float* out = y.data_ptr<float>();
   at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const float* row_cos = cp + (r % positions) * pairs;
-      const float* row_sin = sp + (r % positions) * pairs;
-      const float* a = in + r * 2 * pairs;
+      const int64_t position = r % positions;
+      const float* row_cos = cp + position * pairs;
+      const float* row_sin = sp + position * pairs;
+      const float* a = head_view
+                           ? in + (r / positions / heads) * batch_stride +
+                                 (r / positions % heads) * head_stride + position * position_stride
+                           : in + r * 2 * pairs;
       float* b = out + r * 2 * pairs;
       for (int64_t t = 0; t < pairs; ++t) {
         const float x0 = a[2 * t], x1 = a[2 * t + 1];
@@ -102,7 +114,8 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
   }
   cos = cos.to(x.device(), x.scalar_type());
   sin = sin.to(x.device(), x.scalar_type());
-  const auto rotated = x.narrow(-1, 0, rotary);
+  // All dims rotated: x itself, for a narrow's backward would zero-fill a full-size gradient.
+  const auto rotated = rotary == dims ? x : x.narrow(-1, 0, rotary);
   auto y = cos.requires_grad() || sin.requires_grad() ? rotate_pairs_ops(rotated, cos, sin)
                                                       : RotatePairs::apply(rotated, cos, sin);
   if (rotary == dims) return y;
