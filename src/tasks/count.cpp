@@ -23,20 +23,20 @@
 namespace pelab {
 namespace {
 
-
 void validate_count(const TaskConfig& t) {
   require_task_key(t.count_triggers >= 1, "count_triggers", t.count_triggers, "an integer >= 1");
-  require_task_key(t.vocab_size > t.count_triggers + 1, "vocab_size", t.vocab_size,
-          "an integer > task.count_triggers + 1 = " + std::to_string(t.count_triggers + 1) +
-              " (0 = pad, 1..count_triggers = triggers, at least one filler token)");
+  require_task_key(
+      t.vocab_size > t.count_triggers + 1, "vocab_size", t.vocab_size,
+      "an integer > task.count_triggers + 1 = " + std::to_string(t.count_triggers + 1) +
+          " (0 = pad, 1..count_triggers = triggers, at least one filler token)");
   require_task_key(t.count_min >= 0, "count_min", t.count_min, "an integer >= 0");
   require_task_key(t.count_max >= t.count_min, "count_max", t.count_max,
-          "an integer >= task.count_min = " + std::to_string(t.count_min));
+                   "an integer >= task.count_min = " + std::to_string(t.count_min));
   require_task_key(t.count_max <= t.count_length, "count_max", t.count_max,
-          "an integer <= task.count_length = " + std::to_string(t.count_length));
+                   "an integer <= task.count_length = " + std::to_string(t.count_length));
   require_task_key(t.count_length >= 1, "count_length", t.count_length, "an integer >= 1");
   require_task_key(t.count_length <= t.seq_len, "count_length", t.count_length,
-          "an integer <= task.seq_len = " + std::to_string(t.seq_len));
+                   "an integer <= task.seq_len = " + std::to_string(t.seq_len));
 }
 
 Dataset generate_count(const TaskConfig& task) {

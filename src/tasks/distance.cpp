@@ -24,20 +24,21 @@ constexpr int64_t kW1 = 1;
 constexpr int64_t kW2 = 2;
 constexpr int64_t kFirstNonTrigger = 3;
 
-
 void check_range(const std::string& part, int64_t lo, int64_t hi) {
   const std::string min_key = "distance_" + part + "_min";
   const std::string max_key = "distance_" + part + "_max";
   require_task_key(lo >= 0, min_key, lo, "an integer >= 0");
-  require_task_key(hi >= lo, max_key, hi, "an integer >= task." + min_key + " = " + std::to_string(lo));
+  require_task_key(hi >= lo, max_key, hi,
+                   "an integer >= task." + min_key + " = " + std::to_string(lo));
 }
 
 void validate_distance(const TaskConfig& t) {
   check_range("left", t.distance_left_min, t.distance_left_max);
   check_range("between", t.distance_between_min, t.distance_between_max);
   check_range("right", t.distance_right_min, t.distance_right_max);
-  require_task_key(t.vocab_size > kFirstNonTrigger, "vocab_size", t.vocab_size,
-          "an integer >= 4 for the distance task (0 = pad, 1 and 2 = triggers, fillers from 3)");
+  require_task_key(
+      t.vocab_size > kFirstNonTrigger, "vocab_size", t.vocab_size,
+      "an integer >= 4 for the distance task (0 = pad, 1 and 2 = triggers, fillers from 3)");
   const int64_t longest = t.distance_left_max + t.distance_between_max + t.distance_right_max + 2;
   if (longest > t.seq_len) {
     throw ConfigError("task.distance_between_max: value " + std::to_string(t.distance_between_max) +

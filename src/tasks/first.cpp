@@ -24,14 +24,16 @@ constexpr int64_t kFirstTrigger = 1;
 constexpr int64_t kFirstTaskFiller = 2;
 
 void validate_first(const TaskConfig& t) {
-  require_task_key(t.first_position_max >= t.first_position_min, "first_position_max", t.first_position_max,
-          "an integer >= task.first_position_min = " + std::to_string(t.first_position_min));
-  require_task_key(t.first_position_max < t.first_length, "first_position_max", t.first_position_max,
-          "an integer < task.first_length = " + std::to_string(t.first_length));
+  require_task_key(
+      t.first_position_max >= t.first_position_min, "first_position_max", t.first_position_max,
+      "an integer >= task.first_position_min = " + std::to_string(t.first_position_min));
+  require_task_key(t.first_position_max < t.first_length, "first_position_max",
+                   t.first_position_max,
+                   "an integer < task.first_length = " + std::to_string(t.first_length));
   require_task_key(t.first_length <= t.seq_len, "first_length", t.first_length,
-          "an integer <= task.seq_len = " + std::to_string(t.seq_len));
+                   "an integer <= task.seq_len = " + std::to_string(t.seq_len));
   require_task_key(t.vocab_size > kFirstTaskFiller, "vocab_size", t.vocab_size,
-          "an integer >= 3 for first (0 = pad, 1 = trigger, fillers from 2)");
+                   "an integer >= 3 for first (0 = pad, 1 = trigger, fillers from 2)");
 }
 
 Dataset generate_first(const TaskConfig& task) {

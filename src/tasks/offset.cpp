@@ -29,17 +29,17 @@ int64_t markers(const TaskConfig& t) { return t.offset_max - t.offset_min + 1; }
 
 void validate_offset(const TaskConfig& t) {
   require_task_key(t.offset_max >= t.offset_min, "offset_max", t.offset_max,
-          "an integer >= task.offset_min = " + std::to_string(t.offset_min));
+                   "an integer >= task.offset_min = " + std::to_string(t.offset_min));
   require_task_key(t.offset_length >= t.offset_max + 2, "offset_length", t.offset_length,
-          "an integer >= task.offset_max + 2 = " + std::to_string(t.offset_max + 2) +
-              " (trigger, target and marker)");
+                   "an integer >= task.offset_max + 2 = " + std::to_string(t.offset_max + 2) +
+                       " (trigger, target and marker)");
   require_task_key(t.offset_length <= t.seq_len, "offset_length", t.offset_length,
-          "an integer <= task.seq_len = " + std::to_string(t.seq_len));
+                   "an integer <= task.seq_len = " + std::to_string(t.seq_len));
   const int64_t needed = kFirstMarker + markers(t) + t.offset_values;
   require_task_key(t.vocab_size >= needed, "vocab_size", t.vocab_size,
-          "an integer >= " + std::to_string(needed) +
-              " for offset (0 = pad, 1 = trigger, one marker per offset, then the content "
-              "tokens)");
+                   "an integer >= " + std::to_string(needed) +
+                       " for offset (0 = pad, 1 = trigger, one marker per offset, then the content "
+                       "tokens)");
 }
 
 Dataset generate_offset(const TaskConfig& task) {

@@ -24,9 +24,9 @@ constexpr int64_t kOrderFirstFiller = 3;
 
 void validate_order(const TaskConfig& t) {
   require_task_key(t.order_length <= t.seq_len, "order_length", t.order_length,
-          "an integer <= task.seq_len = " + std::to_string(t.seq_len));
+                   "an integer <= task.seq_len = " + std::to_string(t.seq_len));
   require_task_key(t.vocab_size > kOrderFirstFiller, "vocab_size", t.vocab_size,
-          "an integer >= 4 for order (0 = pad, 1 and 2 = triggers, fillers from 3)");
+                   "an integer >= 4 for order (0 = pad, 1 and 2 = triggers, fillers from 3)");
 }
 
 Dataset generate_order(const TaskConfig& task) {

@@ -27,19 +27,21 @@ constexpr int64_t kFirstKey = 2;
 
 void validate_recall(const TaskConfig& t) {
   require_task_key(t.recall_pairs <= t.recall_keys, "recall_pairs", t.recall_pairs,
-          "an integer <= task.recall_keys = " + std::to_string(t.recall_keys) +
-              " (the keys of a sequence are distinct)");
-  require_task_key(t.recall_length >= 2 * t.recall_pairs + 2, "recall_length", t.recall_length,
-          "an integer >= 2 * task.recall_pairs + 2 = " + std::to_string(2 * t.recall_pairs + 2) +
-              " (the pairs, the query marker and the query key)");
+                   "an integer <= task.recall_keys = " + std::to_string(t.recall_keys) +
+                       " (the keys of a sequence are distinct)");
+  require_task_key(
+      t.recall_length >= 2 * t.recall_pairs + 2, "recall_length", t.recall_length,
+      "an integer >= 2 * task.recall_pairs + 2 = " + std::to_string(2 * t.recall_pairs + 2) +
+          " (the pairs, the query marker and the query key)");
   require_task_key(t.recall_length <= t.seq_len, "recall_length", t.recall_length,
-          "an integer <= task.seq_len = " + std::to_string(t.seq_len));
+                   "an integer <= task.seq_len = " + std::to_string(t.seq_len));
   const int64_t first_filler = kFirstKey + t.recall_keys + t.recall_values;
   const bool has_fillers = t.recall_length > 2 * t.recall_pairs + 2;
-  require_task_key(t.vocab_size >= first_filler + (has_fillers ? 1 : 0), "vocab_size", t.vocab_size,
-          "an integer >= " + std::to_string(first_filler + 1) +
-              " for recall (0 = pad, 1 = query marker, then the keys, the values and at least "
-              "one filler)");
+  require_task_key(
+      t.vocab_size >= first_filler + (has_fillers ? 1 : 0), "vocab_size", t.vocab_size,
+      "an integer >= " + std::to_string(first_filler + 1) +
+          " for recall (0 = pad, 1 = query marker, then the keys, the values and at least "
+          "one filler)");
 }
 
 Dataset generate_recall(const TaskConfig& task) {

@@ -53,7 +53,7 @@ torch::Tensor integer_tensor(const fs::path& file, const std::string& name,
                              const torch::Tensor& t) {
   if (t.scalar_type() != torch::kInt64 && t.scalar_type() != torch::kInt32)
     fail_data_file(file, fmt::format("tensor '{}' has dtype {}; accepted: I64 or I32", name,
-                           std::string(c10::toString(t.scalar_type()))));
+                                     std::string(c10::toString(t.scalar_type()))));
   return t.to(torch::kInt64);
 }
 
@@ -77,21 +77,23 @@ DataFile read_safetensors_rows(const fs::path& file) {
         fail_data_file(file, "tensor 'split' must be U8 with 0 (train) or 1 (test) per row");
       rows.split = t;
     } else {
-      fail_data_file(file,
-           fmt::format("unexpected tensor '{}'; accepted: tokens, lengths, labels, split", name));
+      fail_data_file(
+          file,
+          fmt::format("unexpected tensor '{}'; accepted: tokens, lengths, labels, split", name));
     }
   }
   if (!rows.data.tokens.defined()) fail_data_file(file, "no tensor 'tokens' (I64 [N, L])");
   if (rows.data.tokens.dim() != 2)
     fail_data_file(file, fmt::format("tensor 'tokens' has shape {}; accepted: [N, L]",
-                           shape_text(rows.data.tokens)));
+                                     shape_text(rows.data.tokens)));
   const int64_t n = rows.data.tokens.size(0);
   if (!rows.data.lengths.defined())
     rows.data.lengths = torch::full({n}, rows.data.tokens.size(1), torch::kInt64);
   const auto check_rows = [&](const char* name, const torch::Tensor& t) {
     if (t.defined() && (t.dim() != 1 || t.size(0) != n))
-      fail_data_file(file, fmt::format("tensor '{}' has shape {}; accepted: [{}] (one per row of tokens)",
-                             name, shape_text(t), n));
+      fail_data_file(file,
+                     fmt::format("tensor '{}' has shape {}; accepted: [{}] (one per row of tokens)",
+                                 name, shape_text(t), n));
   };
   check_rows("lengths", rows.data.lengths);
   check_rows("labels", rows.data.labels);
@@ -102,7 +104,8 @@ DataFile read_safetensors_rows(const fs::path& file) {
 int64_t integer_value(const fs::path& file, int64_t line, const char* key,
                       const nlohmann::json& v) {
   if (!v.is_number_integer())
-    fail_data_file(file, fmt::format("line {}: \"{}\" is {}; accepted: an integer", line, key, v.dump()));
+    fail_data_file(file,
+                   fmt::format("line {}: \"{}\" is {}; accepted: an integer", line, key, v.dump()));
   return v.get<int64_t>();
 }
 
@@ -125,9 +128,9 @@ DataFile read_jsonl_rows(const fs::path& file) {
     if (!j.is_object()) fail_data_file(file, fmt::format("line {}: expected a JSON object", line));
     for (const auto& [key, value] : j.items())
       if (key != "tokens" && key != "length" && key != "label" && key != "split")
-        fail_data_file(file,
-             fmt::format("line {}: unknown key \"{}\"; accepted: tokens, length, label, split",
-                         line, key));
+        fail_data_file(
+            file, fmt::format("line {}: unknown key \"{}\"; accepted: tokens, length, label, split",
+                              line, key));
     if (!j.contains("tokens") || !j["tokens"].is_array())
       fail_data_file(file, fmt::format("line {}: \"tokens\" must be an array of token ids", line));
     const auto& row = j["tokens"];
@@ -136,9 +139,10 @@ DataFile read_jsonl_rows(const fs::path& file) {
       width = count;
       first_line = line;
     } else if (count != width) {
-      fail_data_file(file, fmt::format("line {} (row {}) has {} tokens but line {} has {}; every row needs "
-                             "the same count (pad with 0 as `pelab data` does)",
-                             line, rows, count, first_line, width));
+      fail_data_file(
+          file, fmt::format("line {} (row {}) has {} tokens but line {} has {}; every row needs "
+                            "the same count (pad with 0 as `pelab data` does)",
+                            line, rows, count, first_line, width));
     }
     for (const auto& t : row) tokens.push_back(integer_value(file, line, "tokens", t));
     lengths.push_back(j.contains("length") ? integer_value(file, line, "length", j["length"])
@@ -151,15 +155,16 @@ DataFile read_jsonl_rows(const fs::path& file) {
                                                           {"split", has_splits}};
     for (const auto& [key, present] : optional_keys)
       if (j.contains(key) != present)
-        fail_data_file(file, fmt::format("line {}: \"{}\" must be given on every line or on none (line {} "
-                               "{} it)",
-                               line, key, first_line, present ? "has" : "lacks"));
+        fail_data_file(
+            file, fmt::format("line {}: \"{}\" must be given on every line or on none (line {} "
+                              "{} it)",
+                              line, key, first_line, present ? "has" : "lacks"));
     if (j.contains("label")) labels.push_back(integer_value(file, line, "label", j["label"]));
     if (j.contains("split")) {
       const auto& s = j["split"];
       if (s != "train" && s != "test")
-        fail_data_file(file, fmt::format("line {}: \"split\" is {}; accepted: \"train\", \"test\"", line,
-                               s.dump()));
+        fail_data_file(file, fmt::format("line {}: \"split\" is {}; accepted: \"train\", \"test\"",
+                                         line, s.dump()));
       splits.push_back(s == "train" ? 0 : 1);
     }
     ++rows;
@@ -230,27 +235,29 @@ void check_rows_for_model(const DataFile& rows, const fs::path& file, int64_t vo
   const int64_t n = d.size(), L = d.tokens.size(1);
   if (n == 0) fail_data_file(file, "no rows");
   if (L < 1 || L > max_len)
-    fail_data_file(file, fmt::format("rows have {} tokens; accepted: 1..{} (the model's task.seq_len)", L,
-                           max_len));
+    fail_data_file(
+        file,
+        fmt::format("rows have {} tokens; accepted: 1..{} (the model's task.seq_len)", L, max_len));
   const auto tokens = d.tokens.contiguous();
   const int64_t* t = tokens.data_ptr<int64_t>();
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t i = 0; i < L; ++i) {
       const int64_t id = t[r * L + i];
       if (id < 0 || id >= vocab_size)
-        fail_data_file(file, fmt::format("row {}, position {}: token id {} is outside the vocabulary; "
-                               "accepted: 0..{} (task.vocab_size = {}, 0 is the pad)",
-                               r, i, id, vocab_size - 1, vocab_size));
+        fail_data_file(file,
+                       fmt::format("row {}, position {}: token id {} is outside the vocabulary; "
+                                   "accepted: 0..{} (task.vocab_size = {}, 0 is the pad)",
+                                   r, i, id, vocab_size - 1, vocab_size));
     }
     const int64_t length = d.lengths[r].item<int64_t>();
     if (length < 1 || length > L)
-      fail_data_file(file,
-           fmt::format("row {}: length {}; accepted: 1..{} (the row's token count)", r, length, L));
+      fail_data_file(file, fmt::format("row {}: length {}; accepted: 1..{} (the row's token count)",
+                                       r, length, L));
     if (d.labels.defined()) {
       const int64_t label = d.labels[r].item<int64_t>();
       if (label < 0 || label >= num_classes)
-        fail_data_file(file, fmt::format("row {}: label {}; accepted: 0..{} (the task's classes)", r, label,
-                               num_classes - 1));
+        fail_data_file(file, fmt::format("row {}: label {}; accepted: 0..{} (the task's classes)",
+                                         r, label, num_classes - 1));
     }
   }
 }

@@ -144,7 +144,7 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   if (!in) fail_safetensors(path, "cannot open");
   if (file_size < 8) {
     fail_safetensors(path, "file too short (" + std::to_string(file_size) +
-                   " bytes) to hold the 8-byte header length");
+                               " bytes) to hold the 8-byte header length");
   }
   std::array<unsigned char, 8> len{};
   in.read(reinterpret_cast<char*>(len.data()), len.size());
@@ -152,11 +152,12 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   for (size_t i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(len[i]) << (8 * i);
   if (header_len > file_size - 8) {
     fail_safetensors(path, "header length " + std::to_string(header_len) +
-                   " runs beyond the end of the file (" + std::to_string(file_size) +
-                   " bytes); the file is truncated or not safetensors");
+                               " runs beyond the end of the file (" + std::to_string(file_size) +
+                               " bytes); the file is truncated or not safetensors");
   }
   if (header_len > kMaxHeaderBytes) {
-    fail_safetensors(path, "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+    fail_safetensors(path,
+                     "header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
   }
   std::string text(header_len, '\0');
   in.read(text.data(), static_cast<std::streamsize>(header_len));
@@ -184,7 +185,8 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     if (name == "__metadata__") {
       if (!value.is_object()) fail_safetensors(path, "__metadata__ is not a JSON object");
       for (const auto& [key, v] : value.items()) {
-        if (!v.is_string()) fail_safetensors(path, "__metadata__ value of '" + key + "' is not a string");
+        if (!v.is_string())
+          fail_safetensors(path, "__metadata__ value of '" + key + "' is not a string");
         out.metadata[key] = v.get<std::string>();
       }
       continue;
@@ -197,14 +199,15 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     const std::string dtype_name = value["dtype"].get<std::string>();
     const DtypeInfo* dtype = dtype_by_name(dtype_name);
     if (dtype == nullptr) {
-      fail_safetensors(path, where + "unknown dtype '" + dtype_name + "'; accepted: " + accepted_dtypes());
+      fail_safetensors(
+          path, where + "unknown dtype '" + dtype_name + "'; accepted: " + accepted_dtypes());
     }
     if (!value.contains("shape") || !value["shape"].is_array()) {
       fail_safetensors(path, where + "missing or non-array \"shape\"");
     }
     if (value["shape"].size() > kMaxDims) {
       fail_safetensors(path, where + "shape has " + std::to_string(value["shape"].size()) +
-                     " dimensions; accepted: at most " + std::to_string(kMaxDims));
+                                 " dimensions; accepted: at most " + std::to_string(kMaxDims));
     }
     Entry entry{name, dtype, {}, 0, 0};
     uint64_t bytes = dtype->itemsize;
@@ -226,20 +229,24 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     const auto& offsets = value.contains("data_offsets") ? value["data_offsets"] : nlohmann::json();
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
         !offsets[1].is_number_unsigned()) {
-      fail_safetensors(path, where + "\"data_offsets\" must be two non-negative integers [begin, end]");
+      fail_safetensors(path,
+                       where + "\"data_offsets\" must be two non-negative integers [begin, end]");
     }
     entry.begin = offsets[0].get<uint64_t>();
     entry.end = offsets[1].get<uint64_t>();
     const std::string range = offsets.dump();
-    if (entry.end < entry.begin) fail_safetensors(path, where + "data_offsets " + range + " end before begin");
+    if (entry.end < entry.begin)
+      fail_safetensors(path, where + "data_offsets " + range + " end before begin");
     if (entry.end > data_size) {
-      fail_safetensors(path, where + "data_offsets " + range + " out of range: the data section has " +
-                     std::to_string(data_size) + " bytes");
+      fail_safetensors(path, where + "data_offsets " + range +
+                                 " out of range: the data section has " +
+                                 std::to_string(data_size) + " bytes");
     }
     if (entry.end - entry.begin != bytes) {
       fail_safetensors(path, where + "data_offsets " + range + " span " +
-                     std::to_string(entry.end - entry.begin) + " bytes but dtype " + dtype_name +
-                     " and shape " + value["shape"].dump() + " need " + std::to_string(bytes));
+                                 std::to_string(entry.end - entry.begin) + " bytes but dtype " +
+                                 dtype_name + " and shape " + value["shape"].dump() + " need " +
+                                 std::to_string(bytes));
     }
     entries.push_back(std::move(entry));
   }
@@ -249,16 +256,18 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   });
   uint64_t covered = 0;
   for (const auto& e : entries) {
-    if (e.begin < covered) fail_safetensors(path, "tensor '" + e.name + "' overlaps the previous tensor");
+    if (e.begin < covered)
+      fail_safetensors(path, "tensor '" + e.name + "' overlaps the previous tensor");
     if (e.begin > covered) {
       fail_safetensors(path, "hole in the data section before tensor '" + e.name + "' (bytes " +
-                     std::to_string(covered) + ".." + std::to_string(e.begin) + " unused)");
+                                 std::to_string(covered) + ".." + std::to_string(e.begin) +
+                                 " unused)");
     }
     covered = e.end;
   }
   if (covered != data_size) {
-    fail_safetensors(path, "the tensors cover " + std::to_string(covered) + " bytes but the data section has " +
-                   std::to_string(data_size));
+    fail_safetensors(path, "the tensors cover " + std::to_string(covered) +
+                               " bytes but the data section has " + std::to_string(data_size));
   }
 
   for (const auto& e : entries) {
