@@ -24,4 +24,10 @@ inline PositionalEncodingPtr small_pe(const std::string& name,
   return make_pe(PeOptions{m, kPeMaxLen});
 }
 
+// The logit of head h between query position i and key position j of [1, H, L, D] q and k.
+inline double head_logit(const torch::Tensor& q, const torch::Tensor& k, int64_t h, int64_t i,
+                         int64_t j) {
+  return (q[0][h][i] * k[0][h][j]).sum().item<double>();
+}
+
 }  // namespace pelab::test_fixtures

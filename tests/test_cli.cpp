@@ -7,22 +7,20 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "test_files.h"
 #include "train/safetensors.h"
 
 namespace fs = std::filesystem;
 
 using pelab::test_cli::run;
+using pelab::test_files::tiny_config_file;
 
-namespace {
-
-std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(Cli, TrainEvalExportResume) {
   const fs::path dir = fs::path(::testing::TempDir()) / "pelab_cli_run";
   fs::remove_all(dir);
-  auto r = run("train --config " + tiny() +
+  auto r = run("train --config " + tiny_config_file() +
                " model.pe=alibi task.name=count train.epochs=1 train.threads=1 " +
                "--no-progress --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.output;
@@ -52,17 +50,18 @@ TEST(Cli, TrainEvalExportResume) {
 TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
   const fs::path dir = fs::path(::testing::TempDir()) / "pelab_cli_bad";
   fs::remove_all(dir);
-  auto r = run("train --config " + tiny() + " model.d_modle=8 --out " + dir.string());
+  auto r = run("train --config " + tiny_config_file() + " model.d_modle=8 --out " + dir.string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("model.d_modle"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("model.d_model"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir));  // nothing half-made
-  r = run("train --config " + tiny() + " task.distance_between_max=40 --out " + dir.string());
+  r = run("train --config " + tiny_config_file() + " task.distance_between_max=40 --out " +
+          dir.string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("task.distance_between_max"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("task.seq_len"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir));  // a task that cannot be generated leaves no folder either
-  r = run("train --config " + tiny() + " model.pe=rope2 --out " + dir.string());
+  r = run("train --config " + tiny_config_file() + " model.pe=rope2 --out " + dir.string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("'rope2'"), std::string::npos) << r.output;
   r = run("eval /nonexistent_run_dir --json");

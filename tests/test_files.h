@@ -20,6 +20,11 @@ inline std::filesystem::path fresh_test_dir(const std::string& name, bool create
   return dir;
 }
 
+// configs/tiny.toml, the smallest model and task, as an absolute path.
+inline std::string tiny_config_file() {
+  return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml";
+}
+
 // A whole file as text ("" when it cannot be read).
 inline std::string read_whole_file(const std::filesystem::path& file) {
   std::ifstream in(file);

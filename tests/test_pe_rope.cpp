@@ -12,14 +12,11 @@
 
 using namespace pelab;
 
+using pelab::test_fixtures::head_logit;
 using pelab::test_fixtures::kPeMaxLen;
 using pelab::test_fixtures::small_pe;
 
 namespace {
-
-double logit(const torch::Tensor& q, const torch::Tensor& k, int64_t h, int64_t i, int64_t j) {
-  return (q[0][h][i] * k[0][h][j]).sum().item<double>();
-}
 
 // Re sum_t q^(t) conj(k^(t)) e^{i (i - j) theta_t} over the first `dims` dims, theta_t =
 // base^(-2t/dims), for unrotated q (position i) and k (position j).
@@ -140,8 +137,8 @@ TEST(Rope, LogitsMatchComplexFormulaAndDependOnlyOnOffset) {
     for (int64_t i = 0; i < L; ++i)
       for (int64_t j = 0; j < L; ++j) {
         const double expected = complex_logit(q, k, h, i, j, D, 100.0);
-        EXPECT_NEAR(logit(qr, kr, h, i, j), expected, 1e-10);
-        EXPECT_NEAR(logit(qs, ks, h, i, j), expected, 1e-10);  // both shifted: same logit
+        EXPECT_NEAR(head_logit(qr, kr, h, i, j), expected, 1e-10);
+        EXPECT_NEAR(head_logit(qs, ks, h, i, j), expected, 1e-10);  // both shifted: same logit
       }
 }
 
@@ -165,7 +162,8 @@ TEST(Rope, PartialHeadsAndFractionLeaveTheRestBitIdentical) {
     for (int64_t j = 0; j < 6; ++j) {
       const double tail =
           (qd[0][0][i].narrow(0, 4, 4) * kd[0][0][j].narrow(0, 4, 4)).sum().item<double>();
-      EXPECT_NEAR(logit(qr, kr, 0, i, j), complex_logit(qd, kd, 0, i, j, 4, 10000.0) + tail, 1e-4);
+      EXPECT_NEAR(head_logit(qr, kr, 0, i, j), complex_logit(qd, kd, 0, i, j, 4, 10000.0) + tail,
+                  1e-4);
     }
   auto K = pe->kernel(5, 0);
   ASSERT_EQ(K.sizes(), (std::vector<int64_t>{1, 5, 5}));  // one rotated head

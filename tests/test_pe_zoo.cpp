@@ -17,14 +17,11 @@
 
 using namespace pelab;
 
+using pelab::test_fixtures::head_logit;
 using pelab::test_fixtures::kPeMaxLen;
 using pelab::test_fixtures::small_pe;
 
 namespace {
-
-double logit(const torch::Tensor& q, const torch::Tensor& k, int64_t h, int64_t i, int64_t j) {
-  return (q[0][h][i] * k[0][h][j]).sum().item<double>();
-}
 
 // Re sum_t q^(t) conj(k^(t)) e^{i (i - j) theta_t} g_t(i - j) for unrotated q (position i) and k
 // (position j), theta_t and the per-pair factor g_t given.
@@ -78,8 +75,8 @@ TEST(Xpos, LogitsMatchTheDecayedComplexFormulaAndDependOnlyOnOffset) {
     for (int64_t i = 0; i < L; ++i)
       for (int64_t j = 0; j < L; ++j) {
         const double expected = complex_logit(q, k, h, i, j, theta, decay);
-        EXPECT_NEAR(logit(qr, kr, h, i, j), expected, 1e-10);
-        EXPECT_NEAR(logit(qs, ks, h, i, j), expected, 1e-10);
+        EXPECT_NEAR(head_logit(qr, kr, h, i, j), expected, 1e-10);
+        EXPECT_NEAR(head_logit(qs, ks, h, i, j), expected, 1e-10);
       }
   // Kernel: RoPE's T times the decay, by a double loop.
   const auto T = pe->kernel(7, 0);
@@ -106,7 +103,7 @@ TEST(Prope, DropsTheLowestFrequenciesWhichPassUnrotated) {
   auto one = [](int64_t, double) { return 1.0; };
   for (int64_t i = 0; i < L; ++i)
     for (int64_t j = 0; j < L; ++j)
-      EXPECT_NEAR(logit(qr, kr, 1, i, j), complex_logit(q, k, 1, i, j, theta, one), 1e-10);
+      EXPECT_NEAR(head_logit(qr, kr, 1, i, j), complex_logit(q, k, 1, i, j, theta, one), 1e-10);
   // The truncated pairs (dims 4..7) are bit-identical to the input.
   EXPECT_TRUE(torch::equal(qr.narrow(-1, 4, 4), q.narrow(-1, 4, 4)));
   EXPECT_FALSE(torch::equal(qr.narrow(-1, 0, 4), q.narrow(-1, 0, 4)));

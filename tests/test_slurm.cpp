@@ -26,6 +26,7 @@ using namespace pelab;
 using pelab::test_cli::run;
 
 using pelab::test_files::read_whole_file;
+using pelab::test_files::tiny_config_file;
 
 namespace {
 
@@ -114,13 +115,11 @@ fs::path Slurm::dir_;
 bool Slurm::started_ = false;
 std::string Slurm::skip_, Slurm::failure_;
 
-std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
-
-fs::path write_sweep(const fs::path& dir, const std::string& set, const std::string& grid) {
+fs::path write_slurm_sweep(const fs::path& dir, const std::string& set, const std::string& grid) {
   const fs::path file = dir / "sweep.toml";
   std::ofstream out(file);
-  out << "name = \"slurmtest\"\nbase = \"" << tiny() << "\"\nout = \"" << (dir / "runs").string()
-      << "\"\nstore = \"" << (dir / "pelab.db").string() << "\"\n[set]\n"
+  out << "name = \"slurmtest\"\nbase = \"" << tiny_config_file() << "\"\nout = \""
+      << (dir / "runs").string() << "\"\nstore = \"" << (dir / "pelab.db").string() << "\"\n[set]\n"
       << set << "\n[grid]\n"
       << grid << "\n";
   return file;
@@ -146,7 +145,7 @@ const std::string kLongRun =
 std::map<std::string, std::vector<std::array<double, 6>>> local_reference(const fs::path& dir,
                                                                           const std::string& set,
                                                                           const std::string& grid) {
-  const fs::path file = write_sweep(dir, set, grid);
+  const fs::path file = write_slurm_sweep(dir, set, grid);
   const auto r = run("sweep " + file.string() + " --workers 1 --quiet");
   EXPECT_EQ(r.status, 0) << r.output;
   return all_run_histories(dir / "pelab.db");
@@ -167,10 +166,10 @@ TEST_F(Slurm, SweepGivesTheSameStoredNumbersAsLocalWorkers) {
   const std::string set = "\"train.threads\" = 1\n\"train.epochs\" = 2\n\"task.samples\" = 256";
   const std::string grid = "\"model.pe\" = [\"nope\", \"rope\"]\n\"train.seed\" = [0, 1]";
   const fs::path local = fresh("same_local"), cluster = fresh("same_slurm");
-  const fs::path local_file = write_sweep(local, set, grid);
+  const fs::path local_file = write_slurm_sweep(local, set, grid);
   const auto l = run("sweep " + local_file.string() + " --workers 2 --quiet");
   ASSERT_EQ(l.status, 0) << l.output;
-  const fs::path file = write_sweep(cluster, set, grid);
+  const fs::path file = write_slurm_sweep(cluster, set, grid);
   const auto s = run("sweep " + file.string() + " --backend slurm --cpus-per-task 1");
   ASSERT_EQ(s.status, 0) << s.output;
   EXPECT_NE(s.output.find("4 of 4 runs submitted"), std::string::npos) << s.output;
@@ -201,7 +200,7 @@ TEST_F(Slurm, CancelledElementResumesOnResubmission) {
   const std::string grid = "\"model.pe\" = [\"rope\"]";
   const auto want = local_reference(fresh("cancel_local"), kLongRun, grid);
   const fs::path cluster = fresh("cancel_slurm");
-  const fs::path file = write_sweep(cluster, kLongRun, grid);
+  const fs::path file = write_slurm_sweep(cluster, kLongRun, grid);
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"].get<std::string>();
@@ -239,7 +238,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
   const std::string grid = "\"model.pe\" = [\"alibi\"]";
   const auto want = local_reference(fresh("preempt_local"), kLongRun, grid);
   const fs::path cluster = fresh("preempt_slurm");
-  const fs::path file = write_sweep(cluster, kLongRun, grid);
+  const fs::path file = write_slurm_sweep(cluster, kLongRun, grid);
   ASSERT_EQ(submit_slowly("sweep " + file.string() + " --backend slurm --requeue").status, 0);
   const auto ids = jobs_of(cluster / "runs");
   const std::string array = ids["array_job_id"].get<std::string>();
@@ -279,7 +278,7 @@ TEST_F(Slurm, PreemptedElementCheckpointsRequeuesAndResumes) {
 TEST_F(Slurm, DryRunScriptsPassSbatchTestOnly) {
   const fs::path dir = fresh("dry");
   const fs::path file =
-      write_sweep(dir, "\"train.epochs\" = 1", "\"model.pe\" = [\"nope\", \"rope\"]");
+      write_slurm_sweep(dir, "\"train.epochs\" = 1", "\"model.pe\" = [\"nope\", \"rope\"]");
   const auto r = run("sweep " + file.string() +
                          " --backend slurm --dry-run --time 00:10:00 --max-parallel 1 --requeue "
                          "--sbatch-arg=--comment=pelab",

@@ -30,18 +30,17 @@ using pelab::test_cli::run;
 
 using pelab::test_files::fresh_test_dir;
 using pelab::test_files::read_whole_file;
+using pelab::test_files::tiny_config_file;
 
 namespace {
-
-std::string tiny() { return std::string(PELAB_SOURCE_DIR) + "/configs/tiny.toml"; }
 
 // A tiny sweep file in `dir`; its runs go to dir/runs and its store is dir/pelab.db.
 fs::path write_sweep(const fs::path& dir, const std::string& set, const std::string& grid,
                      const std::string& top = "") {
   const fs::path file = dir / "sweep.toml";
   std::ofstream out(file);
-  out << "name = \"test\"\nbase = \"" << tiny() << "\"\nout = \"" << (dir / "runs").string()
-      << "\"\nstore = \"" << (dir / "pelab.db").string() << "\"\n"
+  out << "name = \"test\"\nbase = \"" << tiny_config_file() << "\"\nout = \""
+      << (dir / "runs").string() << "\"\nstore = \"" << (dir / "pelab.db").string() << "\"\n"
       << top << "\n[set]\n"
       << set << "\n[grid]\n"
       << grid << "\n";
@@ -76,7 +75,7 @@ std::map<std::string, std::vector<std::array<double, 6>>> results_of(const fs::p
 
 TEST(SweepSpec, ParsesAndExpandsTheGrid) {
   const fs::path dir = fresh_test_dir("sweep_expand");
-  fs::copy_file(tiny(), dir / "base.toml");
+  fs::copy_file(tiny_config_file(), dir / "base.toml");
   const fs::path file = dir / "grid.toml";
   std::ofstream(file) << "name = \"k-heads\"\nbase = \"base.toml\"\nsetup = \"standard\"\n"
                          "[set]\n\"train.epochs\" = 2\ntrain.lr = 0.002\n"

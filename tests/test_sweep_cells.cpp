@@ -22,7 +22,7 @@ using pelab::test_files::fresh_test_dir;
 using pelab::test_fixtures::finished_run_histories;
 namespace {
 
-fs::path write_sweep(const fs::path& dir) {
+fs::path write_cells_sweep(const fs::path& dir) {
   const fs::path file = dir / "sweep.toml";
   std::ofstream out(file);
   out << "name = \"cells\"\nbase = \"" << PELAB_SOURCE_DIR << "/configs/tiny.toml\"\nout = \""
@@ -36,9 +36,9 @@ fs::path write_sweep(const fs::path& dir) {
 
 TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
   const fs::path local = fresh_test_dir("cells_local"), cells = fresh_test_dir("cells_cells");
-  const auto l = run("sweep " + write_sweep(local).string() + " --workers 2 --quiet");
+  const auto l = run("sweep " + write_cells_sweep(local).string() + " --workers 2 --quiet");
   ASSERT_EQ(l.status, 0) << l.output;
-  const fs::path file = write_sweep(cells);
+  const fs::path file = write_cells_sweep(cells);
   for (int i : {0, 2}) {
     const auto c = run("sweep " + file.string() + " --cell " + std::to_string(i));
     ASSERT_EQ(c.status, 0) << c.output;
@@ -70,7 +70,7 @@ TEST(SweepCells, CellsThenCollectEqualALocalSweep) {
 
 TEST(SweepCells, BadCellIndexIsRefused) {
   const fs::path dir = fresh_test_dir("cells_bad");
-  const auto r = run("sweep " + write_sweep(dir).string() + " --cell 3");
+  const auto r = run("sweep " + write_cells_sweep(dir).string() + " --cell 3");
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("accepted: 0 to 2"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "runs"));
