@@ -113,13 +113,18 @@ BenchResult run_bench(const Config& config, const BenchOptions& options) {
     Transformer model = build_model(config);
     model->eval();
     torch::NoGradGuard no_grad;
-    const int64_t batch_size = eval_batch_size(config.train);
-    result.eval_samples_per_s = samples_per_second(options, [&](int64_t step) {
+    const int64_t batch_size = eval_batch_size(config);
+    auto eval_step = [&](int64_t step) {
       const Dataset batch = batch_at(step, batch_size);
       auto logits = model->forward(batch.tokens, batch.lengths);
       logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
       return batch.size();
-    });
+    };
+    result.eval_samples_per_s = samples_per_second(options, eval_step);
+    if (!options.profile_path.empty() && !options.train) {
+      torch::autograd::profiler::RecordProfile profile(options.profile_path);
+      for (int64_t i = 0; i < 3; ++i) eval_step(i);
+    }
     result.eval_gflop_per_s = result.model_gflop_per_sample * result.eval_samples_per_s;
   }
   if (options.matmul) {

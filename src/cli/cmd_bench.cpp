@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "bench/bench.h"
 #include "bench/gemm_rates.h"
 #include "cli/commands.h"
@@ -14,6 +16,7 @@ void add_bench(CLI::App& app) {
     BenchOptions options;
     bool json = false;
     bool gemm = false;
+    std::vector<std::string> phases;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -30,8 +33,13 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--warmup", args->options.warmup_steps, "untimed steps before each phase")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--profile", args->options.profile_path,
-                  "write a Chrome trace of 3 extra training steps (bench/profile_summary.py "
-                  "sums it by op)");
+                  "write a Chrome trace of 3 extra training steps, or evaluation batches with "
+                  "--phases eval (bench/profile_summary.py sums it by op)");
+  cmd->add_option("--phases", args->phases,
+                  "time only these phases (default all): train, eval, matmul; e.g. --phases eval "
+                  "for a profiler run of evaluation alone")
+      ->check(CLI::IsMember({"train", "eval", "matmul"}))
+      ->delimiter(',');
   cmd->add_flag("--json", args->json,
                 "print {\"train_samples_per_s\":..,\"eval_samples_per_s\":..,"
                 "\"model_gflop_per_sample\":..,\"gflop_per_s\":..,...}");
@@ -49,21 +57,37 @@ void add_bench(CLI::App& app) {
       return;
     }
     const Config config = load_config(args->config_file, args->overrides);
-    const BenchResult r = run_bench(config, args->options);
+    BenchOptions options = args->options;
+    if (!args->phases.empty()) {
+      auto chosen = [&](const char* phase) {
+        return std::find(args->phases.begin(), args->phases.end(), phase) != args->phases.end();
+      };
+      options.train = chosen("train");
+      options.eval = chosen("eval");
+      options.matmul = chosen("matmul");
+    }
+    const BenchResult r = run_bench(config, options);
     if (args->json) {
       fmt::print("{}\n", bench_json(config, r));
       return;
     }
-    fmt::print(
-        "pe={} threads={} attention={} linear={} precision={} malloc={}\n"
-        "train: {:.1f} samples/s  {:.1f} GFLOP/s ({:.3f} GFLOP per sample forward, x3 per step)\n"
-        "eval:  {:.1f} samples/s  {:.1f} GFLOP/s\n"
-        "1024^3 matmul: {:.1f} GFLOP/s float32 (fastest GEMM; OpenBLAS {:.1f}), {:.1f} bf16; "
-        "training reaches {:.0f}% of the float32 rate\n",
-        config.model.pe, r.threads, r.attention, r.linear, r.precision, r.allocator,
-        r.train_samples_per_s, r.gflop_per_s, r.model_gflop_per_sample, r.eval_samples_per_s,
-        r.eval_gflop_per_s, r.matmul_gflop_per_s, r.openblas_matmul_gflop_per_s,
-        r.matmul_bf16_gflop_per_s, 100.0 * r.gflop_per_s / r.matmul_gflop_per_s);
+    fmt::print("pe={} threads={} attention={} linear={} precision={} malloc={}\n", config.model.pe,
+               r.threads, r.attention, r.linear, r.precision, r.allocator);
+    if (options.train)
+      fmt::print(
+          "train: {:.1f} samples/s  {:.1f} GFLOP/s ({:.3f} GFLOP per sample forward, x3 per "
+          "step)\n",
+          r.train_samples_per_s, r.gflop_per_s, r.model_gflop_per_sample);
+    if (options.eval)
+      fmt::print("eval:  {:.1f} samples/s  {:.1f} GFLOP/s\n", r.eval_samples_per_s,
+                 r.eval_gflop_per_s);
+    if (options.matmul)
+      fmt::print(
+          "1024^3 matmul: {:.1f} GFLOP/s float32 (fastest GEMM; OpenBLAS {:.1f}), {:.1f} bf16{}\n",
+          r.matmul_gflop_per_s, r.openblas_matmul_gflop_per_s, r.matmul_bf16_gflop_per_s,
+          options.train ? fmt::format("; training reaches {:.0f}% of the float32 rate",
+                                      100.0 * r.gflop_per_s / r.matmul_gflop_per_s)
+                        : std::string());
   });
 }
 
