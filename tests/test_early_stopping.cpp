@@ -175,7 +175,7 @@ TEST(EarlyStopping, BestCheckpointHoldsTheBestEpochsWeights) {
   expect_same_weights(best.model, reference.model);
   // Its validation accuracy, recomputed, is the recorded best.
   const TrainingSets sets = training_sets(make_split(config.task).train, config);
-  EXPECT_EQ(evaluate(best.model, sets.validation, eval_batch_size(config.train)).accuracy,
+  EXPECT_EQ(evaluate(best.model, sets.validation, eval_batch_size(config)).accuracy,
             *full.history[best_epoch - 1].validation_accuracy);
 }
 

@@ -152,6 +152,36 @@ TEST_P(FusedAttentionIsa, TakesStridedHeadViews) {
   EXPECT_LT(relative_error(fused, reference), kTolerance);
 }
 
+// The gradients of [B, H, L, D] head views of [B, L, H D] projections come back in the
+// projections' layout, so the views' backward passes them on without a copy; and they are the
+// explicit path's gradients.
+TEST_P(FusedAttentionIsa, HeadGradientsComeInTheProjectionsLayout) {
+  torch::manual_seed(13);
+  const int64_t B = 2, L = 9, H = 3, D = 8;
+  auto run = [&](bool fused) {
+    std::vector<torch::Tensor> projections, incoming(3);
+    std::vector<torch::Tensor> heads;
+    torch::manual_seed(14);
+    for (int part = 0; part < 3; ++part) {
+      projections.push_back(torch::randn({B, L, H * D}, torch::requires_grad()));
+      heads.push_back(projections.back().view({B, L, H, D}).transpose(1, 2));
+      heads.back().register_hook([&incoming, part](torch::Tensor g) { incoming[part] = g; });
+    }
+    auto mask = make_mask("padding", B, L);
+    auto out = fused ? fused_attention(heads[0], heads[1], heads[2], {}, mask, 0.3, 0.0)
+                     : explicit_attention(heads[0], heads[1], heads[2], {}, mask, 0.3);
+    (out * torch::linspace(-1, 1, out.numel()).view(out.sizes())).sum().backward();
+    return std::make_pair(projections, incoming);
+  };
+  const auto [fused, fused_incoming] = run(true);
+  const auto [reference, reference_incoming] = run(false);
+  for (int part = 0; part < 3; ++part) {
+    EXPECT_TRUE(fused_incoming[part].transpose(1, 2).is_contiguous())
+        << "part " << part << ": strides " << fused_incoming[part].strides();
+    EXPECT_LT(relative_error(fused[part].grad(), reference[part].grad()), kTolerance);
+  }
+}
+
 // ALiBi with the paper's slopes over 128 positions pushes logits to -127: probabilities of 1e-30
 // and below, whose products with gradients are float denormals. The kernels flush those to zero
 // (they are slow on x86); the results must still match the explicit path, and the caller's

@@ -141,6 +141,23 @@ TEST(Train, SelectSplitByName) {
   EXPECT_EQ(all.size(), split.train.size() + split.test.size());
   EXPECT_TRUE(torch::equal(all.labels.slice(0, split.train.size()), split.test.labels));
   EXPECT_THROW(select_split(split, "valid"), c10::Error);
-  Config c = tiny_config({"train.eval_batch_size=0"});
-  EXPECT_EQ(eval_batch_size(c.train), c.train.batch_size);
+}
+
+TEST(Train, AutoEvalBatchKeepsOneBatchsActivationsWithinTheCacheBudget) {
+  // The paper's shape: 128 x 256 floats = 128 KiB a sample, so 8 samples fill 1 MiB.
+  Config paper = tiny_config({"train.eval_batch_size=0", "train.batch_size=64", "model.d_model=256",
+                              "model.d_ff=512", "task.seq_len=128"});
+  EXPECT_EQ(eval_batch_size(paper), 8);
+  // A model small enough keeps the training batch size.
+  Config small = tiny_config({"train.eval_batch_size=0", "train.batch_size=64", "model.d_model=64",
+                              "model.d_ff=64", "task.seq_len=48"});
+  EXPECT_EQ(small.task.seq_len * 64 * 4 * 64, 786432);  // 64 samples: 768 KiB <= 1 MiB
+  EXPECT_EQ(eval_batch_size(small), 64);
+  // A sample larger than the budget alone still evaluates, one at a time.
+  Config wide = tiny_config(
+      {"train.eval_batch_size=0", "model.d_model=4096", "model.n_heads=8", "task.seq_len=128"});
+  EXPECT_EQ(eval_batch_size(wide), 1);
+  // A size the user sets is kept as it is.
+  Config fixed = tiny_config({"train.eval_batch_size=48", "model.d_model=256", "task.seq_len=128"});
+  EXPECT_EQ(eval_batch_size(fixed), 48);
 }

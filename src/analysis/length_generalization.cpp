@@ -138,7 +138,7 @@ LengthResult evaluate_lengths(TrainState& state, const LengthOptions& options) {
         model_at_length(state.model, configs.back(), result.train_length, options.clamp_positions));
   }
   const int64_t longest = longest_supported_length(state.config);
-  const int64_t batch = eval_batch_size(state.config.train);
+  const int64_t batch = eval_batch_size(state.config);
   for (size_t i = 0; i < configs.size(); ++i) {
     const Config& c = configs[i];
     Transformer& model = models[i];

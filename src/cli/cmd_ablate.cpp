@@ -42,7 +42,7 @@ void add_ablate(CLI::App& app) {
     const AblationMethod method = parse_ablation_method(args->method);
     auto [state, all] = load_run_with_split(args->run_dir, args->split);
     const Dataset data = seeded_subset(all, args->samples, args->seed);
-    const int64_t batch = eval_batch_size(state.config.train);
+    const int64_t batch = eval_batch_size(state.config);
     const auto start = std::chrono::steady_clock::now();
     AnalysisProgress progress("ablate", data.size(), !args->no_progress && !args->one_by_one);
     const AblationResult r =

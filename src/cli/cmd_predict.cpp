@@ -48,7 +48,7 @@ void add_predict(CLI::App& app) {
     const auto& task = state.config.task;
     check_rows_for_model(rows, args->input_file, task.vocab_size, task.seq_len, num_classes(task));
     const torch::Tensor logits =
-        predict_logits(state.model, rows.data, eval_batch_size(state.config.train));
+        predict_logits(state.model, rows.data, eval_batch_size(state.config));
     const torch::Tensor predictions = logits.argmax(1);
     const bool labelled = rows.data.labels.defined();
     const double accuracy =

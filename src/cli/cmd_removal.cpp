@@ -41,7 +41,7 @@ void add_removal(CLI::App& app) {
     AnalysisProgress progress("removal", data.size(), !args->no_progress);
     const auto r =
         remove_positional_component(state.model, data, args->draws, args->seed,
-                                    eval_batch_size(state.config.train), progress.callback());
+                                    eval_batch_size(state.config), progress.callback());
     if (const auto figure =
             figure_path(args->figure, args->run_dir, fmt::format("removal-{}.svg", args->split))) {
       LineSeries position{"p_i removed", {}, {}, {}}, random{"random vector removed", {}, {}, {}},

@@ -291,7 +291,9 @@ const std::vector<Field>& schema() {
     f.push_back(int_field(std::string("train.batch_size"), train, &R::batch_size, 1, 1 << 20,
                           "training batch size"));
     f.push_back(int_field(std::string("train.eval_batch_size"), train, &R::eval_batch_size, 0,
-                          1 << 20, "evaluation batch size; 0 = batch_size"));
+                          1 << 20,
+                          "evaluation batch size; 0 = auto (batch_size, lowered to keep a batch's "
+                          "activations within 1 MiB)"));
     f.push_back(real_field(std::string("train.lr"), train, &R::lr, 0, 10, "peak learning rate"));
     f.push_back(real_field(std::string("train.weight_decay"), train, &R::weight_decay, 0, 10,
                            "AdamW weight decay"));

@@ -21,6 +21,11 @@ struct StridedOperand {
   const float* data = nullptr;
   int64_t batch = 0, head = 0, row = 0;
 };
+// The same for a result the kernel writes.
+struct StridedResult {
+  float* data = nullptr;
+  int64_t batch = 0, head = 0, row = 0;
+};
 
 struct AttentionProblem {
   int64_t batch = 0, heads = 0, q_len = 0, k_len = 0, qk_dim = 0, v_dim = 0;
@@ -47,10 +52,9 @@ struct AttentionProblem {
   // Backward only: the incoming gradient dO, laid out like `out`.
   const float* grad_out = nullptr;
   int64_t grad_out_batch = 0, grad_out_head = 0, grad_out_row = 0;
-  // Contiguous [B, H, L, D] gradients of q, k, v.
-  float* grad_q = nullptr;
-  float* grad_k = nullptr;
-  float* grad_v = nullptr;
+  // The [B, H, L, D] gradients of q, k, v through strides (pelab passes [B, L, H, D] buffers, the
+  // layout of the projections the heads are views of, so no backward copies them again).
+  StridedResult grad_q, grad_k, grad_v;
 };
 
 // Runs (batch, head) pairs [first, last) of the flattened B x H range.

@@ -344,14 +344,17 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
     pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
     fill_zero(grad_keys, grad_keys + g.lk * g.dk_pad);
     fill_zero(grad_values, grad_values + g.lk * g.dv_pad);
-    float* grad_q = p.grad_q + pair * g.lq * g.dk;
+    float* grad_q = p.grad_q.data + b * p.grad_q.batch + h * p.grad_q.head;
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
       const int64_t rows = min_of(g.block, g.lq - i0);
       const int64_t visible = visible_keys(p, b, h, i0, rows);
       const int64_t cols = round_up(visible, kWidth);
       if (visible == 0) {
-        fill_zero(grad_q + i0 * g.dk, grad_q + (i0 + rows) * g.dk);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = grad_q + (i0 + r) * p.grad_q.row;
+          fill_zero(row, row + g.dk);
+        }
         continue;
       }
       pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad);
@@ -404,13 +407,15 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
            g.dk_pad, false);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t d = 0; d < g.dk; ++d)
-          grad_q[(i0 + r) * g.dk + d] = grad_queries[r * g.dk_pad + d] * p.scale;
+          grad_q[(i0 + r) * p.grad_q.row + d] = grad_queries[r * g.dk_pad + d] * p.scale;
     }
-    float* grad_k = p.grad_k + pair * g.lk * g.dk;
-    float* grad_v = p.grad_v + pair * g.lk * g.dv;
+    float* grad_k = p.grad_k.data + b * p.grad_k.batch + h * p.grad_k.head;
+    float* grad_v = p.grad_v.data + b * p.grad_v.batch + h * p.grad_v.head;
     for (int64_t j = 0; j < g.lk; ++j) {
-      copy_floats(grad_keys + j * g.dk_pad, grad_keys + j * g.dk_pad + g.dk, grad_k + j * g.dk);
-      copy_floats(grad_values + j * g.dv_pad, grad_values + j * g.dv_pad + g.dv, grad_v + j * g.dv);
+      copy_floats(grad_keys + j * g.dk_pad, grad_keys + j * g.dk_pad + g.dk,
+                  grad_k + j * p.grad_k.row);
+      copy_floats(grad_values + j * g.dv_pad, grad_values + j * g.dv_pad + g.dv,
+                  grad_v + j * p.grad_v.row);
     }
   }
 }

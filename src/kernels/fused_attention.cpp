@@ -49,6 +49,18 @@ kernels::StridedOperand operand(const Tensor& t) {
   return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)};
 }
 
+// A [B, H, L, D] gradient stored as [B, L, H, D], the layout of the projection that split_heads
+// views (and of the packed q/k/v product's parts): the view's backward then takes it as it is,
+// where a [B, H, L, D] buffer would be copied again, head by head, into [B, L, H D].
+Tensor empty_head_gradient(const Tensor& like) {
+  return torch::empty({like.size(0), like.size(2), like.size(1), like.size(3)}, like.options())
+      .transpose(1, 2);
+}
+
+kernels::StridedResult result(Tensor& t) {
+  return {t.data_ptr<float>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
 // The kernels read the last axis contiguously.
 Tensor with_contiguous_rows(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
@@ -153,12 +165,11 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
     p.grad_out_batch = grad_out.stride(0);
     p.grad_out_head = grad_out.stride(2);
     p.grad_out_row = grad_out.stride(1);
-    Tensor grad_q = torch::empty(q.sizes(), q.options());
-    Tensor grad_k = torch::empty(k.sizes(), k.options());
-    Tensor grad_v = torch::empty(v.sizes(), v.options());
-    p.grad_q = grad_q.data_ptr<float>();
-    p.grad_k = grad_k.data_ptr<float>();
-    p.grad_v = grad_v.data_ptr<float>();
+    Tensor grad_q = empty_head_gradient(q), grad_k = empty_head_gradient(k),
+           grad_v = empty_head_gradient(v);
+    p.grad_q = result(grad_q);
+    p.grad_k = result(grad_k);
+    p.grad_v = result(grad_v);
 
     const int64_t workers = at::get_num_threads();
     const bool bias_grad = bias.defined() && ctx->needs_input_grad(3);

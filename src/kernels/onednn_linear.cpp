@@ -10,11 +10,8 @@
 #include <tuple>
 #include <vector>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <cpuid.h>
-#endif
-
 #include "config/config.h"
+#include "kernels/bf16_convert.h"
 
 #ifdef PELAB_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
@@ -93,6 +90,22 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
 
 void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
 
+// A float32 tensor rounded to bf16 for a product: through the vectorised converter where the CPU
+// has one (the same roundings as .to(kBFloat16), denormals aside: see bf16_convert.h), in
+// fixed-size pieces over the threads.
+torch::Tensor bf16_copy(const torch::Tensor& x) {
+  if (!kernels::bf16_converter_available() || x.scalar_type() != torch::kFloat)
+    return x.to(torch::kBFloat16);
+  const auto in = x.contiguous();
+  auto out = torch::empty(in.sizes(), in.options().dtype(torch::kBFloat16));
+  const float* source = in.data_ptr<float>();
+  auto* target = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+  at::parallel_for(0, in.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+    kernels::convert_to_bf16(source + begin, target + begin, end - begin);
+  });
+  return out;
+}
+
 // ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
 // positive exactly where z is), db = the column sums of dz. Each fixed chunk of rows sums into
 // its own partial, and the partials are added in chunk order, so the numbers do not depend on
@@ -143,8 +156,8 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     auto x2 = x.reshape({-1, in});
     auto w = weight;
     if (bf16) {
-      x2 = x2.to(torch::kBFloat16);
-      w = w.to(torch::kBFloat16);
+      x2 = bf16_copy(x2);
+      w = bf16_copy(w);
     }
     auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
     const bool has_bias = bias.numel() > 0;
@@ -181,7 +194,7 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     } else if (bias_grad) {
       db = dy.sum(0);
     }
-    auto dy_product = bf16 ? dy.to(torch::kBFloat16) : dy;
+    auto dy_product = bf16 ? bf16_copy(dy) : dy;
     if (ctx->needs_input_grad(0)) {
       dx = torch::empty({dy.size(0), in}, dy.options());
       onednn_matmul(dy_product, w, {}, dx);
@@ -287,15 +300,7 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
                                      true);
 }
 
-bool cpu_has_avx512_bf16() {
-#if defined(__x86_64__) || defined(_M_X64)
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return false;
-  return (eax >> 5) & 1u;  // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
-#else
-  return false;
-#endif
-}
+bool cpu_has_avx512_bf16() { return kernels::bf16_converter_available(); }
 
 std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn) {
   if (!cpu_has_bf16)

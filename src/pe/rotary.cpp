@@ -24,7 +24,9 @@ torch::Tensor rotate_pairs_ops(const torch::Tensor& x, const torch::Tensor& cos,
 // The same rotation as one pass over float32 CPU memory (not differentiable): the eight
 // broadcasting, strided elementwise ops above cost more than a small model's attention. A 4-D
 // [B, H, L, D] view with unit last stride (the q and k heads of the packed q/k/v product) is
-// read through its strides, not copied first; the result is contiguous.
+// read through its strides, not copied first; the result keeps x's layout where x is dense (a
+// [B, L, H, D] buffer seen as [B, H, L, D] stays one, so the heads' view needs no copy in
+// backward), else it is contiguous.
 torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin) {
   if (x.scalar_type() != torch::kFloat || !x.device().is_cpu() ||
@@ -34,13 +36,17 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
   const int64_t positions = c.size(0), pairs = c.size(1);
   const bool head_view = x.dim() == 4 && x.stride(3) == 1 && x.size(2) == positions;
   const auto input = head_view ? x : x.contiguous();
-  auto y = torch::empty(input.sizes(), input.options());
+  auto y = torch::empty_like(input, torch::MemoryFormat::Preserve);
   const int64_t rows = input.numel() / (2 * pairs);  // row r holds position r % positions
   // Row r of the input: (b, h, l) = (r / (H L), r / L % H, r % L) through the view's strides.
   const int64_t heads = head_view ? input.size(1) : 1;
   const int64_t batch_stride = head_view ? input.stride(0) : 0;
   const int64_t head_stride = head_view ? input.stride(1) : 0;
   const int64_t position_stride = head_view ? input.stride(2) : 0;
+  // The same for y (equal to x's strides, or contiguous).
+  const int64_t out_batch_stride = head_view ? y.stride(0) : 0;
+  const int64_t out_head_stride = head_view ? y.stride(1) : 0;
+  const int64_t out_position_stride = head_view ? y.stride(2) : 0;
   const float* in = input.data_ptr<float>();
   const float* cp = c.data_ptr<float>();
   const float* sp = s.data_ptr<float>();
@@ -54,7 +60,10 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
                            ? in + (r / positions / heads) * batch_stride +
                                  (r / positions % heads) * head_stride + position * position_stride
                            : in + r * 2 * pairs;
-      float* b = out + r * 2 * pairs;
+      float* b = head_view ? out + (r / positions / heads) * out_batch_stride +
+                                 (r / positions % heads) * out_head_stride +
+                                 position * out_position_stride
+                           : out + r * 2 * pairs;
       for (int64_t t = 0; t < pairs; ++t) {
         const float x0 = a[2 * t], x1 = a[2 * t + 1];
         b[2 * t] = x0 * row_cos[t] - x1 * row_sin[t];

@@ -110,7 +110,7 @@ int64_t analyse_run(const RunRecord& run, const ReproducePlan& plan, Store& stor
   Dataset data = select_split(make_split(state.config.task), split);
   if (plan.analysis_samples > 0 && data.size() > plan.analysis_samples)
     data = data.index(torch::arange(plan.analysis_samples, torch::kLong));
-  const int64_t batch = eval_batch_size(state.config.train);
+  const int64_t batch = eval_batch_size(state.config);
   int64_t done = 0;
   const auto start = Clock::now();
   if (need_ablation) {

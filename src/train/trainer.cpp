@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -33,8 +34,11 @@ Dataset select_split(const DatasetSplit& split, const std::string& name) {
                  torch::cat({split.train.labels, split.test.labels})};
 }
 
-int64_t eval_batch_size(const TrainConfig& train) {
-  return train.eval_batch_size > 0 ? train.eval_batch_size : train.batch_size;
+int64_t eval_batch_size(const Config& config) {
+  const TrainConfig& train = config.train;
+  if (train.eval_batch_size > 0) return train.eval_batch_size;
+  const int64_t sample_bytes = std::max<int64_t>(1, config.task.seq_len * config.model.d_model) * 4;
+  return std::clamp<int64_t>(kEvalActivationBytes / sample_bytes, 1, train.batch_size);
 }
 
 EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size) {
@@ -131,7 +135,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const int64_t n_train = sets.fit.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
   const LrSchedule schedule = make_schedule(t.lr, steps_per_epoch * t.epochs, t.warmup_fraction);
-  const int64_t eval_batch = eval_batch_size(t);
+  const int64_t eval_batch = eval_batch_size(config);
   Transformer& model = state.model;
   auto& optimizer = *state.optimizer;
   ProgressLine progress(options.progress);

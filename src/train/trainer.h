@@ -28,8 +28,15 @@ void configure_threads(int64_t threads);
 DatasetSplit make_split(const TaskConfig& task);
 // "train", "test" or "all" (train followed by test), as the CLI's --split names them.
 Dataset select_split(const DatasetSplit& split, const std::string& name);
-// train.eval_batch_size, or train.batch_size when it is 0.
-int64_t eval_batch_size(const TrainConfig& train);
+// The residual stream of one evaluation batch, [batch, seq_len, d_model] float32, stays within
+// this many bytes when train.eval_batch_size is 0 (auto): evaluation has no backward to keep
+// them for, and each element-wise pass (LayerNorm, residual add, bf16 copy) then runs from the
+// core's L2 cache instead of memory (docs/PERFORMANCE.md measures it).
+constexpr int64_t kEvalActivationBytes = int64_t(1) << 20;
+// train.eval_batch_size when set; else (0, auto) train.batch_size, lowered as far as needed to
+// keep one batch's activations within kEvalActivationBytes (at least 1). Per-sample outputs do not
+// depend on the batch size beyond float rounding: accuracies agree, losses to about 1e-7.
+int64_t eval_batch_size(const Config& config);
 
 struct TrainOptions {
   bool progress = true;  // progress line on stderr
