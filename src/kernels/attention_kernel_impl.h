@@ -316,7 +316,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   Scratch scratch(
       Scratch::size({g.dk * g.lk_pad, g.lk * g.dk_pad, g.dv * g.lk_pad, g.block * g.dk_pad,
                      g.block * g.dv_pad, g.block * g.lk_pad, g.block * g.lk_pad, g.block * g.dk_pad,
-                     g.lk * g.dk_pad, g.lk * g.dv_pad, g.block}));
+                     g.dk * g.lk_pad, g.dv * g.lk_pad, g.block}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);          // K^T [dk][lk_pad]
   float* keys = scratch.take(g.lk * g.dk_pad);            // K [lk][dk_pad]
   float* values_t = scratch.take(g.dv * g.lk_pad);        // V^T [dv][lk_pad]
@@ -325,9 +325,11 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   float* probs = scratch.take(g.block * g.lk_pad);        // S, then dropout(P)
   float* grad_logits = scratch.take(g.block * g.lk_pad);  // dPd, then dS
   float* grad_queries = scratch.take(g.block * g.dk_pad);
-  float* grad_keys = scratch.take(g.lk * g.dk_pad);
-  float* grad_values = scratch.take(g.lk * g.dv_pad);
-  float* out_dot_grad = scratch.take(g.block);  // rowsum(dO * O)
+  // dK^T and dV^T: vectorised along the keys, the long axis (a head has 16-64 dims, a block
+  // 32 query rows, and a product vectorised along 16 dims would broadcast one value per FMA).
+  float* grad_keys_t = scratch.take(g.dk * g.lk_pad);    // dK^T [dk][lk_pad]
+  float* grad_values_t = scratch.take(g.dv * g.lk_pad);  // dV^T [dv][lk_pad]
+  float* out_dot_grad = scratch.take(g.block);           // rowsum(dO * O)
   const bool dropout = p.dropout_p > 0.0f;
   const uint32_t threshold = dropout_threshold24(p.dropout_p);
   const float keep_scale = dropout ? 1.0f / (1.0f - p.dropout_p) : 1.0f;
@@ -342,8 +344,8 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
     pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad);
     pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad);
     pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
-    fill_zero(grad_keys, grad_keys + g.lk * g.dk_pad);
-    fill_zero(grad_values, grad_values + g.lk * g.dv_pad);
+    fill_zero(grad_keys_t, grad_keys_t + g.dk * g.lk_pad);
+    fill_zero(grad_values_t, grad_values_t + g.dv * g.lk_pad);
     float* grad_q = p.grad_q.data + b * p.grad_q.batch + h * p.grad_q.head;
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
@@ -397,11 +399,13 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
           for (int64_t j = 0; j < visible; ++j) gb[j] += ds[j];
         }
       }
-      // dV += Pd^T dO and dK += dS^T (scale Q): A read transposed (a_row = 1, a_k = lk_pad).
-      gemm(visible, g.dv_pad, rows, probs, 1, g.lk_pad, grad_mixed, g.dv_pad, grad_values, g.dv_pad,
+      // dV^T += dO^T Pd and dK^T += (scale Q)^T dS: A read transposed (a_row = 1). Each element
+      // sums over the block's rows in order with one FMA each, as dV += Pd^T dO would: the same
+      // numbers. Columns [visible, cols) add exact zeros (their P and dS are 0).
+      gemm(g.dv, cols, rows, grad_mixed, 1, g.dv_pad, probs, g.lk_pad, grad_values_t, g.lk_pad,
            true);
-      gemm(visible, g.dk_pad, rows, grad_logits, 1, g.lk_pad, queries, g.dk_pad, grad_keys,
-           g.dk_pad, true);
+      gemm(g.dk, cols, rows, queries, 1, g.dk_pad, grad_logits, g.lk_pad, grad_keys_t, g.lk_pad,
+           true);
       // dQ = scale dS K.
       gemm(rows, g.dk_pad, visible, grad_logits, g.lk_pad, 1, keys, g.dk_pad, grad_queries,
            g.dk_pad, false);
@@ -412,10 +416,10 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
     float* grad_k = p.grad_k.data + b * p.grad_k.batch + h * p.grad_k.head;
     float* grad_v = p.grad_v.data + b * p.grad_v.batch + h * p.grad_v.head;
     for (int64_t j = 0; j < g.lk; ++j) {
-      copy_floats(grad_keys + j * g.dk_pad, grad_keys + j * g.dk_pad + g.dk,
-                  grad_k + j * p.grad_k.row);
-      copy_floats(grad_values + j * g.dv_pad, grad_values + j * g.dv_pad + g.dv,
-                  grad_v + j * p.grad_v.row);
+      for (int64_t d = 0; d < g.dk; ++d)
+        grad_k[j * p.grad_k.row + d] = grad_keys_t[d * g.lk_pad + j];
+      for (int64_t d = 0; d < g.dv; ++d)
+        grad_v[j * p.grad_v.row + d] = grad_values_t[d * g.lk_pad + j];
     }
   }
 }

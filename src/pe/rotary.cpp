@@ -5,9 +5,33 @@
 // cast to x's dtype; everything is out of place, so autograd flows through x.
 #include "pe/rotary.h"
 
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace pelab {
 
 namespace {
+
+// One row of pairs: b = R(a) x with cos_row[2t] = cos_row[2t+1] = cos a_t and sin_row[2t] =
+// -sin a_t, sin_row[2t+1] = sin a_t, so that b_j = x_j cos_row_j + x_(j^1) sin_row_j. Bit for bit
+// the formulas above: x0 c + x1 (-s) is x0 c - x1 s, and x1 c + x0 s is x0 s + x1 c, each product
+// rounded once and no FMA (the baseline instruction set of this file has none).
+inline void rotate_row(const float* x, float* b, const float* cos_row, const float* sin_row,
+                       int64_t dims) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 4 <= dims; j += 4) {
+    const __m128 v = _mm_loadu_ps(x + j);
+    const __m128 swapped = _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1));
+    _mm_storeu_ps(b + j, _mm_add_ps(_mm_mul_ps(v, _mm_loadu_ps(cos_row + j)),
+                                    _mm_mul_ps(swapped, _mm_loadu_ps(sin_row + j))));
+  }
+#endif
+  for (; j < dims; ++j) b[j] = x[j] * cos_row[j] + x[j ^ 1] * sin_row[j];
+}
 
 // y = R(a) x on the pairs of x's last dim; cos and sin are [L, pairs], broadcast over the rest.
 // Differentiable (tensor ops): the path for double back-propagation and for other dtypes.
@@ -38,7 +62,7 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
   const auto input = head_view ? x : x.contiguous();
   auto y = torch::empty_like(input, torch::MemoryFormat::Preserve);
   const int64_t rows = input.numel() / (2 * pairs);  // row r holds position r % positions
-  // Row r of the input: (b, h, l) = (r / (H L), r / L % H, r % L) through the view's strides.
+  // Row (b, h, l) of a head view through its strides; rows of a contiguous input in order.
   const int64_t heads = head_view ? input.size(1) : 1;
   const int64_t batch_stride = head_view ? input.stride(0) : 0;
   const int64_t head_stride = head_view ? input.stride(1) : 0;
@@ -51,23 +75,31 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
   const float* cp = c.data_ptr<float>();
   const float* sp = s.data_ptr<float>();
   float* out = y.data_ptr<float>();
+  // cos and sin laid out per position as rotate_row takes them.
+  std::vector<float> cos_rows(positions * 2 * pairs), sin_rows(positions * 2 * pairs);
+  for (int64_t l = 0; l < positions; ++l)
+    for (int64_t t = 0; t < pairs; ++t) {
+      const float c = cp[l * pairs + t], s = sp[l * pairs + t];
+      cos_rows[(l * pairs + t) * 2] = cos_rows[(l * pairs + t) * 2 + 1] = c;
+      sin_rows[(l * pairs + t) * 2] = -s;
+      sin_rows[(l * pairs + t) * 2 + 1] = s;
+    }
   at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
+    // Row r is (b, h, l) = (r / (H L), r / L % H, r % L): divided once, then counted up.
+    int64_t position = begin % positions, h = begin / positions % heads,
+            b = begin / positions / heads;
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t position = r % positions;
-      const float* row_cos = cp + position * pairs;
-      const float* row_sin = sp + position * pairs;
       const float* a = head_view
-                           ? in + (r / positions / heads) * batch_stride +
-                                 (r / positions % heads) * head_stride + position * position_stride
+                           ? in + b * batch_stride + h * head_stride + position * position_stride
                            : in + r * 2 * pairs;
-      float* b = head_view ? out + (r / positions / heads) * out_batch_stride +
-                                 (r / positions % heads) * out_head_stride +
+      float* o = head_view ? out + b * out_batch_stride + h * out_head_stride +
                                  position * out_position_stride
                            : out + r * 2 * pairs;
-      for (int64_t t = 0; t < pairs; ++t) {
-        const float x0 = a[2 * t], x1 = a[2 * t + 1];
-        b[2 * t] = x0 * row_cos[t] - x1 * row_sin[t];
-        b[2 * t + 1] = x0 * row_sin[t] + x1 * row_cos[t];
+      rotate_row(a, o, cos_rows.data() + position * 2 * pairs,
+                 sin_rows.data() + position * 2 * pairs, 2 * pairs);
+      if (++position == positions) {
+        position = 0;
+        if (++h == heads) h = 0, ++b;
       }
     }
   });
