@@ -102,8 +102,8 @@ void add_eval(CLI::App& app) {
       }
       configure_threads(state.config.train.threads);
       const DatasetSplit split = make_split(state.config.task);
-      const EvalResult r = evaluate(state.model, select_split(split, args->split),
-                                    eval_batch_size(state.config));
+      const EvalResult r =
+          evaluate(state.model, select_split(split, args->split), eval_batch_size(state.config));
       if (args->json) {
         nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"samples", r.samples}};
         fmt::print("{}\n", j.dump());

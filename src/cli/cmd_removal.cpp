@@ -39,9 +39,8 @@ void add_removal(CLI::App& app) {
     auto [state, all] = load_run_with_split(args->run_dir, args->split);
     const Dataset data = seeded_subset(all, args->samples, args->seed);
     AnalysisProgress progress("removal", data.size(), !args->no_progress);
-    const auto r =
-        remove_positional_component(state.model, data, args->draws, args->seed,
-                                    eval_batch_size(state.config), progress.callback());
+    const auto r = remove_positional_component(state.model, data, args->draws, args->seed,
+                                               eval_batch_size(state.config), progress.callback());
     if (const auto figure =
             figure_path(args->figure, args->run_dir, fmt::format("removal-{}.svg", args->split))) {
       LineSeries position{"p_i removed", {}, {}, {}}, random{"random vector removed", {}, {}, {}},
