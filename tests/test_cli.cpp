@@ -73,6 +73,21 @@ TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
   EXPECT_NE(r.status, 0);
 }
 
+// --phases times the phases named and no other; a phase it does not know is refused by name.
+TEST(Cli, BenchPhasesTimeOnlyThePhasesNamed) {
+  auto r = run("bench --config " + tiny_config_file() +
+               " train.threads=1 --phases eval --seconds 0.2 --warmup 0 --min-steps 1 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j["train_samples_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["eval_samples_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["matmul_gflop_per_s"].get<double>(), 0.0);
+  r = run("bench --config " + tiny_config_file() + " --phases trian");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("trian"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train,eval,matmul"), std::string::npos) << r.output;
+}
+
 TEST(Cli, PeListShowsEveryEncoding) {
   auto r = run("pe list");
   ASSERT_EQ(r.status, 0);
