@@ -86,14 +86,13 @@ std::vector<GemmRate> gemm_rates(double seconds, int rounds) {
                rate(flops, seconds, [&] { onednn_matmul(dy.t(), x, {}, dw); }));
       }
       if (bf16) {
-        auto xb = x.to(torch::kBFloat16), wb = w.to(torch::kBFloat16);
-        auto dyb = dy.to(torch::kBFloat16);
+        auto xb = bf16_copy(x), wb = bf16_copy(w);
+        auto dyb = bf16_copy(dy);
         // The bf16 linear layer converts x each call (and W once per step): counted here.
-        record("forward " + dims, "oneDNN bf16", rate(flops, seconds, [&] {
-                 onednn_matmul(x.to(torch::kBFloat16), wb.t(), bias, y);
-               }));
+        record("forward " + dims, "oneDNN bf16",
+               rate(flops, seconds, [&] { onednn_matmul(bf16_copy(x), wb.t(), bias, y); }));
         record("dX " + dims, "oneDNN bf16",
-               rate(flops, seconds, [&] { onednn_matmul(dy.to(torch::kBFloat16), wb, {}, dx); }));
+               rate(flops, seconds, [&] { onednn_matmul(bf16_copy(dy), wb, {}, dx); }));
         record("dW " + dims, "oneDNN bf16",
                rate(flops, seconds, [&] { onednn_matmul(dyb.t(), xb, {}, dw); }));
       }

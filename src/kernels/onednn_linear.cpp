@@ -90,22 +90,6 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
 
 void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
 
-// A float32 tensor rounded to bf16 for a product: through the vectorised converter where the CPU
-// has one (the same roundings as .to(kBFloat16), denormals aside: see bf16_convert.h), in
-// fixed-size pieces over the threads.
-torch::Tensor bf16_copy(const torch::Tensor& x) {
-  if (!kernels::bf16_converter_available() || x.scalar_type() != torch::kFloat)
-    return x.to(torch::kBFloat16);
-  const auto in = x.contiguous();
-  auto out = torch::empty(in.sizes(), in.options().dtype(torch::kBFloat16));
-  const float* source = in.data_ptr<float>();
-  auto* target = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
-  at::parallel_for(0, in.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-    kernels::convert_to_bf16(source + begin, target + begin, end - begin);
-  });
-  return out;
-}
-
 // ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
 // positive exactly where z is), db = the column sums of dz. Each fixed chunk of rows sums into
 // its own partial, and the partials are added in chunk order, so the numbers do not depend on
@@ -211,6 +195,20 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
 };
 
 }  // namespace
+
+// Fixed-size pieces over the threads; each value is converted alone, so any split gives the same.
+torch::Tensor bf16_copy(const torch::Tensor& x) {
+  if (!kernels::bf16_converter_available() || x.scalar_type() != torch::kFloat)
+    return x.to(torch::kBFloat16);
+  const auto in = x.contiguous();
+  auto out = torch::empty(in.sizes(), in.options().dtype(torch::kBFloat16));
+  const float* source = in.data_ptr<float>();
+  auto* target = reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>());
+  at::parallel_for(0, in.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+    kernels::convert_to_bf16(source + begin, target + begin, end - begin);
+  });
+  return out;
+}
 
 bool onednn_available() {
 #ifdef PELAB_HAVE_ONEDNN

@@ -25,6 +25,10 @@ bool onednn_available();
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
                    torch::Tensor& c, bool relu_after = false);
 
+// x rounded to bf16 for a product (not differentiable): AVX512_BF16's converter where the CPU has
+// one (bf16_convert.h), else .to(kBFloat16). The bf16 linear layers convert x, W and dY with it.
+torch::Tensor bf16_copy(const torch::Tensor& x);
+
 // x W^T + b, differentiable in x, weight and bias; x: [..., in], weight: [out, in], bias:
 // undefined or [out]. Through oneDNN when `use_onednn` is set and the tensors are float32 on
 // the CPU in a build with oneDNN; otherwise at::linear (CUDA tensors, doubles, builds without
