@@ -201,6 +201,28 @@ TEST_P(FusedAttentionIsa, SteepBiasesMatchExplicitAndLeaveTheCallersFloatModeAlo
 #endif
 }
 
+// The bias gradient sums each head's batch elements in one order whatever the thread count or
+// scheduling, so training with a learned bias (relative, T5, ...) gives the same bits on one
+// thread and on three. Per-thread accumulators summed at the end, as the kernels once had, add
+// in a different order and fail this.
+TEST(FusedAttention, BiasGradientIsTheSameBitsOnAnyNumberOfThreads) {
+  torch::manual_seed(21);
+  const auto q = torch::randn({6, 3, 40, 16}), k = torch::randn({6, 3, 40, 16}),
+             v = torch::randn({6, 3, 40, 16}), bias = torch::randn({3, 40, 40}),
+             grad_out = torch::randn({6, 40, 48});
+  const int threads_before = at::get_num_threads();
+  auto gradients_on = [&](int threads) {
+    at::set_num_threads(threads);
+    auto qq = q.clone().requires_grad_(true), bb = bias.clone().requires_grad_(true);
+    (fused_attention(qq, k, v, bb, {}, 0.25, 0.0) * grad_out).sum().backward();
+    return std::make_pair(bb.grad(), qq.grad());
+  };
+  const auto one = gradients_on(1), three = gradients_on(3);
+  at::set_num_threads(threads_before);
+  EXPECT_TRUE(torch::equal(one.first, three.first)) << "bias gradient, 1 vs 3 threads";
+  EXPECT_TRUE(torch::equal(one.second, three.second)) << "query gradient, 1 vs 3 threads";
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryIsa, FusedAttentionIsa, ::testing::ValuesIn(fused_attention_isas()),
                          [](const auto& info) { return info.param; });
 

@@ -161,3 +161,15 @@ TEST(Train, AutoEvalBatchKeepsOneBatchsActivationsWithinTheCacheBudget) {
   Config fixed = tiny_config({"train.eval_batch_size=48", "model.d_model=256", "task.seq_len=128"});
   EXPECT_EQ(eval_batch_size(fixed), 48);
 }
+
+// pelab's own kernels split their loops with at::parallel_for, a header template that runs the
+// whole range on the calling thread unless the library was compiled with OpenMP. pelab was built
+// that way for a while without anyone noticing: train.threads = 2 ran the fused attention, RoPE,
+// dropout and AdamW on one thread.
+TEST(Train, PelabsOwnParallelLoopsRunOnEveryThreadAsked) {
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(2);
+  const int64_t reached = parallel_for_threads();
+  at::set_num_threads(threads_before);
+  EXPECT_EQ(reached, 2) << "the library was compiled without OpenMP (see CMakeLists.txt)";
+}

@@ -77,6 +77,7 @@ BenchResult run_bench(const Config& config, const BenchOptions& options) {
   result.precision = config.train.precision;
   result.allocator = keep_freed_memory_for_reuse();
   result.threads = torch::get_num_threads();
+  result.parallel_threads = parallel_for_threads();
   result.attention = config.model.fused_attention ? fmt::format("fused ({})", fused_attention_isa())
                                                   : std::string("explicit");
   result.model_gflop_per_sample = model_forward_flops(config) / 1e9;
@@ -151,6 +152,7 @@ std::string bench_json(const Config& config, const BenchResult& r) {
                       {"allocator", r.allocator},
                       {"pe", config.model.pe},
                       {"threads", r.threads},
+                      {"parallel_threads", r.parallel_threads},
                       {"attention", r.attention},
                       {"implementation", "pelab"}};
   return j.dump();

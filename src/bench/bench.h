@@ -33,6 +33,8 @@ struct BenchResult {
   double matmul_bf16_gflop_per_s = 0;      // 1024^3 bf16 through oneDNN (0: unavailable)
   double openblas_matmul_gflop_per_s = 0;  // 1024^3 float32 through torch::mm (OpenBLAS)
   int64_t threads = 0;
+  // Threads pelab's own kernels' loops reach (parallel_for_threads(): 1 if built without OpenMP).
+  int64_t parallel_threads = 0;
   std::string attention;  // "fused (avx512)", "explicit", ...
   std::string linear;     // "oneDNN", "at::linear"
   std::string precision;  // train.precision

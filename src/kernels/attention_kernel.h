@@ -59,7 +59,8 @@ struct AttentionProblem {
 
 // Runs (batch, head) pairs [first, last) of the flattened B x H range.
 using ForwardFn = void (*)(const AttentionProblem&, int64_t first, int64_t last);
-// grad_bias: null, or this thread's own [H, Lq, Lk] accumulator (added to, never overwritten).
+// grad_bias: null, or an [H, Lq, Lk] accumulator each pair's dS is added to (never overwritten);
+// the caller keeps two threads from adding to the same head at once.
 using BackwardFn = void (*)(const AttentionProblem&, int64_t first, int64_t last, float* grad_bias);
 
 // Dropout on a flat array: out[i] = residual[i] (when given) + x[i] * keep(i) / (1 - p), where

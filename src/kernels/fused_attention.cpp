@@ -90,15 +90,16 @@ kernels::AttentionProblem describe(const Tensor& q, const Tensor& k, const Tenso
   return p;
 }
 
-// Runs `work(first, last, worker)` over the B x H pairs. Pairs are handed out one at a time from
-// a shared counter rather than in fixed halves: with right padding the cost of a pair follows
-// its sequence's length, and on a busy machine one thread may get less CPU than the other.
+// Runs `work(unit)` for every unit in [0, units) on `workers` threads (at::parallel_for, so
+// LibTorch's OpenMP pool). Units are handed out one at a time from a shared counter rather than
+// in fixed halves: with right padding the cost of a (batch, head) pair follows its sequence's
+// length, and on a busy machine one thread may get less CPU than the other.
 template <typename Work>
-void for_each_pair(int64_t pairs, int64_t workers, const Work& work) {
+void for_each_unit(int64_t units, int64_t workers, const Work& work) {
   std::atomic<int64_t> next{0};
   at::parallel_for(0, workers, 1, [&](int64_t first_worker, int64_t last_worker) {
     for (int64_t worker = first_worker; worker < last_worker; ++worker)
-      for (int64_t pair = next++; pair < pairs; pair = next++) work(pair, pair + 1, worker);
+      for (int64_t unit = next++; unit < units; unit = next++) work(unit);
   });
 }
 
@@ -120,8 +121,8 @@ Tensor run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
     p.row_inv_sum = row_inv_sum.data_ptr<float>();
   }
   const kernels::KernelTable* table = current_table().load();
-  for_each_pair(B * H, at::get_num_threads(),
-                [&](int64_t first, int64_t last, int64_t) { table->forward(p, first, last); });
+  for_each_unit(B * H, at::get_num_threads(),
+                [&](int64_t pair) { table->forward(p, pair, pair + 1); });
   return out;
 }
 
@@ -173,17 +174,21 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
 
     const int64_t workers = at::get_num_threads();
     const bool bias_grad = bias.defined() && ctx->needs_input_grad(3);
-    // One bias-gradient accumulator per worker, summed at the end: pairs of one head run on
-    // different threads at once.
-    Tensor grad_bias_parts =
-        bias_grad ? torch::zeros({workers, bias.size(0), bias.size(1), bias.size(2)}, q.options())
-                  : Tensor();
     const kernels::KernelTable* table = current_table().load();
-    for_each_pair(q.size(0) * q.size(1), workers, [&](int64_t first, int64_t last, int64_t worker) {
-      float* grad_bias = bias_grad ? grad_bias_parts[worker].data_ptr<float>() : nullptr;
-      table->backward(p, first, last, grad_bias);
-    });
-    Tensor grad_bias = bias_grad ? grad_bias_parts.sum(0) : Tensor();
+    const int64_t B = q.size(0), H = q.size(1);
+    Tensor grad_bias;
+    if (bias_grad) {
+      // A thread takes a whole head and adds its batch elements into grad_bias[h] in batch
+      // order: every element of the gradient is summed in one order, whatever the thread count
+      // or the scheduling (per-thread accumulators summed at the end would not be).
+      grad_bias = torch::zeros(bias.sizes(), q.options());
+      float* grad_bias_data = grad_bias.data_ptr<float>();
+      for_each_unit(H, workers, [&](int64_t h) {
+        for (int64_t b = 0; b < B; ++b) table->backward(p, b * H + h, b * H + h + 1, grad_bias_data);
+      });
+    } else {
+      for_each_unit(B * H, workers, [&](int64_t pair) { table->backward(p, pair, pair + 1, nullptr); });
+    }
     return {grad_q, grad_k, grad_v, grad_bias, Tensor(), Tensor(), Tensor()};
   }
 };

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "kernels/onednn_linear.h"
 #include "train/early_stopping.h"
@@ -21,6 +23,14 @@ using Clock = std::chrono::steady_clock;
 void configure_threads(int64_t threads) {
   int64_t n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(static_cast<int>(n));
+}
+
+int64_t parallel_for_threads() {
+  const int64_t threads = at::get_num_threads();
+  std::vector<std::atomic<bool>> seen(threads);
+  // One index per thread (grain 1): each thread of the pool marks its own number.
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) { seen[at::get_thread_num()] = true; });
+  return std::count_if(seen.begin(), seen.end(), [](const std::atomic<bool>& s) { return s.load(); });
 }
 
 DatasetSplit make_split(const TaskConfig& task) { return split_dataset(generate_task(task), task); }

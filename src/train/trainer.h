@@ -23,6 +23,11 @@ EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size)
 
 // Sets LibTorch's intra-op threads (0 = all cores).
 void configure_threads(int64_t threads);
+// How many threads pelab's own at::parallel_for loops (fused attention, RoPE, dropout, AdamW,
+// bf16 conversion) really run on: at::get_num_threads() when the library was compiled with
+// OpenMP; 1 when it was not, because at::parallel_for is a header template that then runs the
+// whole range on the calling thread (a silent loss pelab once had: CMakeLists.txt).
+int64_t parallel_for_threads();
 
 // The train/test split a configuration describes (regenerated deterministically).
 DatasetSplit make_split(const TaskConfig& task);
