@@ -71,9 +71,10 @@ void add_bench(CLI::App& app) {
       fmt::print("{}\n", bench_json(config, r));
       return;
     }
-    fmt::print("pe={} threads={} (pelab's loops: {}) attention={} linear={} precision={} malloc={}\n",
-               config.model.pe, r.threads, r.parallel_threads, r.attention, r.linear, r.precision,
-               r.allocator);
+    fmt::print(
+        "pe={} threads={} (pelab's loops: {}) attention={} linear={} precision={} malloc={}\n",
+        config.model.pe, r.threads, r.parallel_threads, r.attention, r.linear, r.precision,
+        r.allocator);
     if (options.train)
       fmt::print(
           "train: {:.1f} samples/s  {:.1f} GFLOP/s ({:.3f} GFLOP per sample forward, x3 per "

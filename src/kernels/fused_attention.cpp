@@ -184,10 +184,12 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       grad_bias = torch::zeros(bias.sizes(), q.options());
       float* grad_bias_data = grad_bias.data_ptr<float>();
       for_each_unit(H, workers, [&](int64_t h) {
-        for (int64_t b = 0; b < B; ++b) table->backward(p, b * H + h, b * H + h + 1, grad_bias_data);
+        for (int64_t b = 0; b < B; ++b)
+          table->backward(p, b * H + h, b * H + h + 1, grad_bias_data);
       });
     } else {
-      for_each_unit(B * H, workers, [&](int64_t pair) { table->backward(p, pair, pair + 1, nullptr); });
+      for_each_unit(B * H, workers,
+                    [&](int64_t pair) { table->backward(p, pair, pair + 1, nullptr); });
     }
     return {grad_q, grad_k, grad_v, grad_bias, Tensor(), Tensor(), Tensor()};
   }

@@ -30,7 +30,8 @@ int64_t parallel_for_threads() {
   std::vector<std::atomic<bool>> seen(threads);
   // One index per thread (grain 1): each thread of the pool marks its own number.
   at::parallel_for(0, threads, 1, [&](int64_t, int64_t) { seen[at::get_thread_num()] = true; });
-  return std::count_if(seen.begin(), seen.end(), [](const std::atomic<bool>& s) { return s.load(); });
+  return std::count_if(seen.begin(), seen.end(),
+                       [](const std::atomic<bool>& s) { return s.load(); });
 }
 
 DatasetSplit make_split(const TaskConfig& task) { return split_dataset(generate_task(task), task); }
