@@ -82,7 +82,7 @@ void add_reproduce(CLI::App& app) {
       "reproduce",
       "Run the study at one scale: train every setting, analyse every run, write the report");
   cmd->add_option("--scale", args->scale,
-                  "tiny (CI smoke) | small (default, 25-31 min) | small-full (~40 min) | "
+                  "tiny (CI smoke) | small (default, 25-35 min) | small-full (~40 min) | "
                   "medium (4 layers, ~1.5 h) | paper | a plan file (configs/reproduce/*.toml)");
   cmd->add_option("--setup", args->setup, "faithful | standard | both (default)")
       ->check(CLI::IsMember({"faithful", "standard", "both"}));
