@@ -88,6 +88,17 @@ TEST(Cli, BenchPhasesTimeOnlyThePhasesNamed) {
   EXPECT_NE(r.output.find("train,eval,matmul"), std::string::npos) << r.output;
 }
 
+// The pelab binary's own loops reach the threads asked for (the library was once built without
+// OpenMP, and at::parallel_for then ran everything on one thread); the bench reports both.
+TEST(Cli, BenchReportsThatPelabsLoopsReachEveryThread) {
+  auto r = run("bench --config " + tiny_config_file() +
+               " train.threads=2 --phases eval --seconds 0.1 --warmup 0 --min-steps 1 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j["threads"].get<int64_t>(), 2);
+  EXPECT_EQ(j["parallel_threads"].get<int64_t>(), 2);
+}
+
 TEST(Cli, PeListShowsEveryEncoding) {
   auto r = run("pe list");
   ASSERT_EQ(r.status, 0);
