@@ -73,16 +73,28 @@ TEST(Cli, BadInputGetsAClearMessageAndNonZeroExit) {
   EXPECT_NE(r.status, 0);
 }
 
+namespace {
+
+// `pelab bench --json` timing evaluation alone, briefly, on the tiny config; its JSON result.
+nlohmann::json bench_eval_json(int threads, double seconds) {
+  const auto r = run("bench --config " + tiny_config_file() +
+                     " train.threads=" + std::to_string(threads) + " --phases eval --seconds " +
+                     std::to_string(seconds) + " --warmup 0 --min-steps 1 --json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  const auto start = r.output.find('{');
+  return start == std::string::npos ? nlohmann::json::object()
+                                    : nlohmann::json::parse(r.output.substr(start));
+}
+
+}  // namespace
+
 // --phases times the phases named and no other; a phase it does not know is refused by name.
 TEST(Cli, BenchPhasesTimeOnlyThePhasesNamed) {
-  auto r = run("bench --config " + tiny_config_file() +
-               " train.threads=1 --phases eval --seconds 0.2 --warmup 0 --min-steps 1 --json");
-  ASSERT_EQ(r.status, 0) << r.output;
-  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  auto j = bench_eval_json(1, 0.2);
   EXPECT_EQ(j["train_samples_per_s"].get<double>(), 0.0);
   EXPECT_GT(j["eval_samples_per_s"].get<double>(), 0.0);
   EXPECT_EQ(j["matmul_gflop_per_s"].get<double>(), 0.0);
-  r = run("bench --config " + tiny_config_file() + " --phases trian");
+  const auto r = run("bench --config " + tiny_config_file() + " --phases trian");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("trian"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("train,eval,matmul"), std::string::npos) << r.output;
@@ -91,10 +103,7 @@ TEST(Cli, BenchPhasesTimeOnlyThePhasesNamed) {
 // The pelab binary's own loops reach the threads asked for (the library was once built without
 // OpenMP, and at::parallel_for then ran everything on one thread); the bench reports both.
 TEST(Cli, BenchReportsThatPelabsLoopsReachEveryThread) {
-  auto r = run("bench --config " + tiny_config_file() +
-               " train.threads=2 --phases eval --seconds 0.1 --warmup 0 --min-steps 1 --json");
-  ASSERT_EQ(r.status, 0) << r.output;
-  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  auto j = bench_eval_json(2, 0.1);
   EXPECT_EQ(j["threads"].get<int64_t>(), 2);
   EXPECT_EQ(j["parallel_threads"].get<int64_t>(), 2);
 }
