@@ -223,6 +223,85 @@ TEST(FusedAttention, BiasGradientIsTheSameBitsOnAnyNumberOfThreads) {
   EXPECT_TRUE(torch::equal(one.second, three.second)) << "query gradient, 1 vs 3 threads";
 }
 
+// RoPE's rotation applied inside the kernels (rotary_tables) gives the same bits as rotating q
+// and k first (the PE's rotate()) and running the kernels on the result: output and the
+// gradients of q, k and v, on every instruction set. The PEs cover what a table carries: all
+// heads or the first one, a rotary fraction (dims that pass through), xPos's different q and k
+// magnitudes, YaRN's attention factor; positions are randomized (gaps), a padding mask and
+// dropout are on.
+TEST_P(FusedAttentionIsa, RopeInsideTheKernelsIsTheSameBitsAsRotatingFirst) {
+  struct Case {
+    std::string pe;
+    int64_t rotary_heads;
+    double rotary_fraction;
+    std::string rope_scaling;
+  };
+  const std::vector<Case> cases = {{"rope", -1, 1.0, "none"},
+                                   {"rope", 1, 0.5, "none"},
+                                   {"xpos", -1, 1.0, "none"},
+                                   {"rope", -1, 0.75, "yarn"},
+                                   {"prope", -1, 1.0, "none"}};
+  for (const auto& c : cases) {
+    const std::string label = fmt::format("{} heads={} fraction={} scaling={}", c.pe,
+                                          c.rotary_heads, c.rotary_fraction, c.rope_scaling);
+    PeOptions options;
+    options.model = test_fixtures::small_model_config(c.pe, "padding");
+    options.model.n_heads = 3;
+    options.model.d_model = 3 * 24;
+    options.model.rotary_heads = c.rotary_heads;
+    options.model.rotary_fraction = c.rotary_fraction;
+    options.model.rope_scaling = c.rope_scaling;
+    options.model.rope_scaling_factor = c.rope_scaling == "none" ? 1.0 : 4.0;
+    options.max_len = 64;
+    const auto pe = make_pe(options);
+    torch::manual_seed(5);
+    const int64_t B = 2, H = 3, L = 37, D = 24;
+    const auto positions = std::get<0>(torch::randperm(60, torch::kLong).narrow(0, 0, L).sort());
+    const auto q = torch::randn({B, H, L, D}), k = torch::randn({B, H, L, D}),
+               v = torch::randn({B, H, L, D}), grad_out = torch::randn({B, L, H * D});
+    const auto mask = make_mask("padding", B, L);
+    const auto tables = pe->rotary_tables(positions);
+    ASSERT_TRUE(tables.defined()) << label;
+
+    auto run = [&](bool inside) {
+      auto qq = q.clone().requires_grad_(true), kk = k.clone().requires_grad_(true),
+           vv = v.clone().requires_grad_(true);
+      torch::manual_seed(9);  // the same dropout mask for both
+      torch::Tensor out;
+      if (inside) {
+        out = fused_attention(qq, kk, vv, {}, mask, 0.2, 0.1, tables);
+      } else {
+        const auto [rq, rk] = pe->rotate(qq, kk, positions);
+        out = fused_attention(rq, rk, vv, {}, mask, 0.2, 0.1);
+      }
+      (out * grad_out).sum().backward();
+      return std::vector<torch::Tensor>{out.detach(), qq.grad(), kk.grad(), vv.grad()};
+    };
+    const auto inside = run(true), first = run(false);
+    const char* names[] = {"output", "grad q", "grad k", "grad v"};
+    for (size_t i = 0; i < first.size(); ++i)
+      EXPECT_TRUE(torch::equal(inside[i], first[i]))
+          << label << " " << names[i] << ": max difference "
+          << (inside[i] - first[i]).abs().max().item<double>();
+  }
+}
+
+// Tables that do not fit q and k are refused by name.
+TEST(FusedAttention, RefusesRopeTablesOfTheWrongShape) {
+  const auto q = torch::randn({1, 2, 8, 4}), k = torch::randn({1, 2, 8, 4}),
+             v = torch::randn({1, 2, 8, 4});
+  RotaryTables tables;
+  tables.q_cos = tables.k_cos = torch::ones({8, 3});  // 6 rotary dims > head dim 4
+  tables.q_sin = tables.k_sin = torch::zeros({8, 3});
+  tables.heads = 2;
+  try {
+    fused_attention(q, k, v, {}, {}, 0.5, 0.0, tables);
+    FAIL() << "accepted 6 rotary dims on a 4-dim head";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("RoPE tables"), std::string::npos) << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryIsa, FusedAttentionIsa, ::testing::ValuesIn(fused_attention_isas()),
                          [](const auto& info) { return info.param; });
 

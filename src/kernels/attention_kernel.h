@@ -3,11 +3,13 @@
 // fused_attention.cpp turns tensors into an AttentionProblem, splits the (batch, head) pairs over
 // threads and calls the table of the best instruction set this CPU has.
 //
-// Per (batch b, head h), with S = scale * Q K^T + bias[h] + mask[b, h]:
+// Per (batch b, head h), with S = scale * Q K^T + bias[h] + mask[b, h] (Q and K after RoPE's
+// rotation, when the problem carries one):
 //   forward:  P = softmax(S) row-wise, Pd = dropout(P), O = Pd V;
 //             saves each row's max and 1 / sum so backward recomputes P exactly.
 //   backward: dPd = dO V^T, dP = dropout(dPd), dS = P * (dP - rowsum(dO * O)),
-//             dV = Pd^T dO, dQ = scale dS K, dK = scale dS^T Q, dbias[h] += dS.
+//             dV = Pd^T dO, dQ = scale dS K, dK = scale dS^T Q, dbias[h] += dS
+//             (dQ and dK turned back by R^T when the problem rotates).
 // The logits, probabilities and their gradients live only in per-thread scratch, one block of
 // query rows at a time: nothing of size [B, H, Lq, Lk] is ever written to memory.
 #pragma once
@@ -37,6 +39,15 @@ struct AttentionProblem {
   // are skipped altogether, which is what makes right padding cheap.
   StridedOperand mask;
   float scale = 1.0f;
+  // RoPE, applied by the kernels themselves: heads [0, rotary_heads) turn dims [0, rotary_dims)
+  // of q row i by table row i and of k row j by row j as they are packed (S = scale (R q)(R k)^T),
+  // and backward hands back R^T of the gradients. Tables [L][rotary_dims] interleaved as
+  // pe/rotary.h's interleaved_rotary_rows lays them out; q_cos null = no rotation.
+  const float* q_cos = nullptr;
+  const float* q_sin = nullptr;
+  const float* k_cos = nullptr;
+  const float* k_sin = nullptr;
+  int64_t rotary_dims = 0, rotary_heads = 0;
   // Dropout on the attention weights: keep with probability 1 - p and scale by 1 / (1 - p);
   // element (b, h, i, j) is decided by a hash of (seed, b, h, i, j) alone.
   float dropout_p = 0.0f;

@@ -18,6 +18,7 @@
 #include <new>
 
 #include "kernels/attention_kernel.h"
+#include "kernels/rotary_turn.h"
 #include "kernels/simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -222,36 +223,48 @@ void add_bias_and_mask(float* s, int64_t visible, int64_t cols, const float* bia
   for (j = visible; j < cols; ++j) s[j] = kNegInf;
 }
 
-// Packs rows [0, rows) x cols [0, dims) of a strided matrix into dst[rows][ld] (times `scale`),
-// zero-filling columns [dims, ld).
+// Packs rows [0, rows) x cols [0, dims) of a strided matrix into dst[rows][ld] (turned by table
+// rows first_row.. when `turn` has tables, then times `scale`), zero-filling columns [dims, ld).
 void pack_rows(const float* src, int64_t src_row, int64_t rows, int64_t dims, float scale,
-               float* dst, int64_t ld) {
+               float* dst, int64_t ld, const RowTurn& turn = {}, int64_t first_row = 0) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* in = src + r * src_row;
     float* out = dst + r * ld;
+    if (turn.cos) {
+      turn_row<false>(in, turn, first_row + r, dims, out);
+      in = out;
+    }
     for (int64_t d = 0; d < dims; ++d) out[d] = in[d] * scale;
     for (int64_t d = dims; d < ld; ++d) out[d] = 0.0f;
   }
 }
 
-// Packs the transpose: dst[d][j] = src[j][d] for j < rows, zero for j in [rows, ld).
+// Packs the transpose: dst[d][j] = src[j][d] for j < rows (row j turned by table row j when
+// `turn` has tables, through `row_buffer`, dims floats), zero for j in [rows, ld).
 void pack_transposed(const float* src, int64_t src_row, int64_t rows, int64_t dims, float* dst,
-                     int64_t ld) {
+                     int64_t ld, const RowTurn& turn = {}, float* row_buffer = nullptr) {
   for (int64_t d = 0; d < dims; ++d) fill_zero(dst + d * ld + rows, dst + (d + 1) * ld);
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t d = 0; d < dims; ++d) dst[d * ld + j] = src[j * src_row + d];
+  for (int64_t j = 0; j < rows; ++j) {
+    const float* in = src + j * src_row;
+    if (turn.cos) {
+      turn_row<false>(in, turn, j, dims, row_buffer);
+      in = row_buffer;
+    }
+    for (int64_t d = 0; d < dims; ++d) dst[d * ld + j] = in[d];
+  }
 }
 
 void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
   const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
-  Scratch scratch(Scratch::size(
-      {g.dk * g.lk_pad, g.lk * g.dv_pad, g.block * g.dk, g.block * g.lk_pad, g.block * g.dv_pad}));
+  Scratch scratch(Scratch::size({g.dk * g.lk_pad, g.lk * g.dv_pad, g.block * g.dk,
+                                 g.block * g.lk_pad, g.block * g.dv_pad, g.dk}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);     // K^T [dk][lk_pad]
   float* values = scratch.take(g.lk * g.dv_pad);     // V [lk][dv_pad]
   float* queries = scratch.take(g.block * g.dk);     // scale * Q block [block][dk]
   float* logits = scratch.take(g.block * g.lk_pad);  // S, then P, then dropout(P)
   float* mixed = scratch.take(g.block * g.dv_pad);   // O block
+  float* key_row = scratch.take(g.dk);               // one turned key row (RoPE)
   const bool dropout = p.dropout_p > 0.0f;
   const uint32_t threshold = dropout_threshold24(p.dropout_p);
   const float keep_scale = dropout ? 1.0f / (1.0f - p.dropout_p) : 1.0f;
@@ -262,14 +275,15 @@ void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
     const float* k = p.k.data + b * p.k.batch + h * p.k.head;
     const float* v = p.v.data + b * p.v.batch + h * p.v.head;
     float* out = p.out + b * p.out_batch + h * p.out_head;
-    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad);
+    const RowTurn q_turn = query_turn(p, h);
+    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, key_turn(p, h), key_row);
     pack_rows(v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
       const int64_t rows = min_of(g.block, g.lq - i0);
       const int64_t visible = visible_keys(p, b, h, i0, rows);
       const int64_t cols = round_up(visible, kWidth);
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk);
+      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk, q_turn, i0);
       gemm(rows, cols, g.dk, queries, g.dk, 1, keys_t, g.lk_pad, logits, g.lk_pad, false);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = i0 + r;
@@ -316,7 +330,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   Scratch scratch(
       Scratch::size({g.dk * g.lk_pad, g.lk * g.dk_pad, g.dv * g.lk_pad, g.block * g.dk_pad,
                      g.block * g.dv_pad, g.block * g.lk_pad, g.block * g.lk_pad, g.block * g.dk_pad,
-                     g.dk * g.lk_pad, g.dv * g.lk_pad, g.block}));
+                     g.dk * g.lk_pad, g.dv * g.lk_pad, g.block, g.dk}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);          // K^T [dk][lk_pad]
   float* keys = scratch.take(g.lk * g.dk_pad);            // K [lk][dk_pad]
   float* values_t = scratch.take(g.dv * g.lk_pad);        // V^T [dv][lk_pad]
@@ -330,6 +344,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   float* grad_keys_t = scratch.take(g.dk * g.lk_pad);    // dK^T [dk][lk_pad]
   float* grad_values_t = scratch.take(g.dv * g.lk_pad);  // dV^T [dv][lk_pad]
   float* out_dot_grad = scratch.take(g.block);           // rowsum(dO * O)
+  float* key_row = scratch.take(g.dk);                   // one key row or dK row (RoPE)
   const bool dropout = p.dropout_p > 0.0f;
   const uint32_t threshold = dropout_threshold24(p.dropout_p);
   const float keep_scale = dropout ? 1.0f / (1.0f - p.dropout_p) : 1.0f;
@@ -341,8 +356,9 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
     const float* v = p.v.data + b * p.v.batch + h * p.v.head;
     const float* out = p.out + b * p.out_batch + h * p.out_head;
     const float* grad_out = p.grad_out + b * p.grad_out_batch + h * p.grad_out_head;
-    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad);
-    pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad);
+    const RowTurn q_turn = query_turn(p, h), k_turn = key_turn(p, h);
+    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, k_turn, key_row);
+    pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, k_turn);
     pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
     fill_zero(grad_keys_t, grad_keys_t + g.dk * g.lk_pad);
     fill_zero(grad_values_t, grad_values_t + g.dv * g.lk_pad);
@@ -359,7 +375,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
         }
         continue;
       }
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad);
+      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, q_turn, i0);
       pack_rows(grad_out + i0 * p.grad_out_row, p.grad_out_row, rows, g.dv, 1.0f, grad_mixed,
                 g.dv_pad);
       for (int64_t r = 0; r < rows; ++r) {
@@ -409,15 +425,22 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
       // dQ = scale dS K.
       gemm(rows, g.dk_pad, visible, grad_logits, g.lk_pad, 1, keys, g.dk_pad, grad_queries,
            g.dk_pad, false);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t d = 0; d < g.dk; ++d)
-          grad_q[(i0 + r) * p.grad_q.row + d] = grad_queries[r * g.dk_pad + d] * p.scale;
+      for (int64_t r = 0; r < rows; ++r) {
+        float* scaled = grad_queries + r * g.dk_pad;
+        float* to = grad_q + (i0 + r) * p.grad_q.row;
+        // With RoPE, dQ is scaled in place and then turned back on its way out.
+        float* staged = q_turn.cos ? scaled : to;
+        for (int64_t d = 0; d < g.dk; ++d) staged[d] = scaled[d] * p.scale;
+        if (q_turn.cos) turn_row<true>(scaled, q_turn, i0 + r, g.dk, to);
+      }
     }
     float* grad_k = p.grad_k.data + b * p.grad_k.batch + h * p.grad_k.head;
     float* grad_v = p.grad_v.data + b * p.grad_v.batch + h * p.grad_v.head;
     for (int64_t j = 0; j < g.lk; ++j) {
-      for (int64_t d = 0; d < g.dk; ++d)
-        grad_k[j * p.grad_k.row + d] = grad_keys_t[d * g.lk_pad + j];
+      float* to = grad_k + j * p.grad_k.row;
+      float* staged = k_turn.cos ? key_row : to;  // dK's row, turned back on its way out (RoPE)
+      for (int64_t d = 0; d < g.dk; ++d) staged[d] = grad_keys_t[d * g.lk_pad + j];
+      if (k_turn.cos) turn_row<true>(key_row, k_turn, j, g.dk, to);
       for (int64_t d = 0; d < g.dv; ++d)
         grad_v[j * p.grad_v.row + d] = grad_values_t[d * g.lk_pad + j];
     }

@@ -64,10 +64,34 @@ kernels::StridedResult result(Tensor& t) {
 // The kernels read the last axis contiguously.
 Tensor with_contiguous_rows(const Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
+// RoPE's tables as the kernels read them (interleaved rows, float32 contiguous); empty tensors
+// when there is no rotation (they travel through the autograd Function, which refuses undefined
+// tensors).
+struct KernelRotation {
+  Tensor q_cos, q_sin, k_cos, k_sin;
+  int64_t heads = 0;
+
+  KernelRotation() : q_cos(torch::empty({0})), q_sin(q_cos), k_cos(q_cos), k_sin(q_cos) {}
+  KernelRotation(Tensor qc, Tensor qs, Tensor kc, Tensor ks, int64_t h)
+      : q_cos(std::move(qc)),
+        q_sin(std::move(qs)),
+        k_cos(std::move(kc)),
+        k_sin(std::move(ks)),
+        heads(h) {}
+  explicit KernelRotation(const RotaryTables& t) : KernelRotation() {
+    if (!t.defined()) return;
+    std::tie(q_cos, q_sin) = interleaved_rotary_rows(t.q_cos, t.q_sin);
+    std::tie(k_cos, k_sin) = interleaved_rotary_rows(t.k_cos, t.k_sin);
+    heads = t.heads;
+  }
+  bool defined() const { return q_cos.numel() > 0; }
+};
+
 // Describes one call; out is [B, Lq, H, Dv] (heads merged by a free view afterwards).
 kernels::AttentionProblem describe(const Tensor& q, const Tensor& k, const Tensor& v,
-                                   const Tensor& bias, const Tensor& mask, double scale,
-                                   double dropout_p, uint64_t seed, const Tensor& out) {
+                                   const Tensor& bias, const Tensor& mask,
+                                   const KernelRotation& rotation, double scale, double dropout_p,
+                                   uint64_t seed, const Tensor& out) {
   kernels::AttentionProblem p;
   p.batch = q.size(0);
   p.heads = q.size(1);
@@ -80,6 +104,14 @@ kernels::AttentionProblem describe(const Tensor& q, const Tensor& k, const Tenso
   p.v = operand(v);
   p.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
   if (mask.defined()) p.mask = operand(mask);
+  if (rotation.defined()) {
+    p.q_cos = rotation.q_cos.data_ptr<float>();
+    p.q_sin = rotation.q_sin.data_ptr<float>();
+    p.k_cos = rotation.k_cos.data_ptr<float>();
+    p.k_sin = rotation.k_sin.data_ptr<float>();
+    p.rotary_dims = rotation.q_cos.size(1);
+    p.rotary_heads = rotation.heads;
+  }
   p.scale = static_cast<float>(scale);
   p.dropout_p = static_cast<float>(dropout_p);
   p.dropout_seed = seed;
@@ -111,11 +143,13 @@ uint64_t draw_dropout_seed() {
 
 // Forward without autograd; fills row_max / row_inv_sum when given.
 Tensor run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
-                   const Tensor& mask, double scale, double dropout_p, uint64_t seed,
-                   const Tensor& row_max, const Tensor& row_inv_sum) {
+                   const Tensor& mask, const KernelRotation& rotation, double scale,
+                   double dropout_p, uint64_t seed, const Tensor& row_max,
+                   const Tensor& row_inv_sum) {
   const auto B = q.size(0), H = q.size(1), Lq = q.size(2), Dv = v.size(3);
   Tensor out = torch::empty({B, Lq, H, Dv}, q.options());
-  kernels::AttentionProblem p = describe(q, k, v, bias, mask, scale, dropout_p, seed, out);
+  kernels::AttentionProblem p =
+      describe(q, k, v, bias, mask, rotation, scale, dropout_p, seed, out);
   if (row_max.defined()) {
     p.row_max = row_max.data_ptr<float>();
     p.row_inv_sum = row_inv_sum.data_ptr<float>();
@@ -134,15 +168,20 @@ Tensor or_undefined(const Tensor& t) { return t.numel() > 0 ? t : Tensor(); }
 class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const Tensor& bias_or_empty, const Tensor& mask_or_empty, double scale,
-                        double dropout_p) {
+                        const Tensor& bias_or_empty, const Tensor& mask_or_empty,
+                        const Tensor& q_cos, const Tensor& q_sin, const Tensor& k_cos,
+                        const Tensor& k_sin, int64_t rotary_heads, double scale, double dropout_p) {
     const Tensor bias = or_undefined(bias_or_empty), mask = or_undefined(mask_or_empty);
+    const KernelRotation rotation(q_cos, q_sin, k_cos, k_sin, rotary_heads);
     const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
     auto stats_options = q.options().requires_grad(false);
     Tensor row_max = torch::empty({q.size(0), q.size(1), q.size(2)}, stats_options);
     Tensor row_inv_sum = torch::empty_like(row_max);
-    Tensor out = run_forward(q, k, v, bias, mask, scale, dropout_p, seed, row_max, row_inv_sum);
-    ctx->save_for_backward({q, k, v, bias_or_empty, mask_or_empty, out, row_max, row_inv_sum});
+    Tensor out =
+        run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, row_max, row_inv_sum);
+    ctx->save_for_backward({q, k, v, bias_or_empty, mask_or_empty, out, row_max, row_inv_sum, q_cos,
+                            q_sin, k_cos, k_sin});
+    ctx->saved_data["rotary_heads"] = rotary_heads;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["dropout_p"] = dropout_p;
     ctx->saved_data["seed"] = static_cast<int64_t>(seed);
@@ -154,12 +193,15 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     const Tensor bias = or_undefined(saved[3]), mask = or_undefined(saved[4]);
     const Tensor &out = saved[5], &row_max = saved[6], &row_inv_sum = saved[7];
+    const KernelRotation rotation(saved[8], saved[9], saved[10], saved[11],
+                                  ctx->saved_data["rotary_heads"].toInt());
     const Tensor grad_out = grads[0].contiguous();
     const double scale = ctx->saved_data["scale"].toDouble();
     const double dropout_p = ctx->saved_data["dropout_p"].toDouble();
     const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
 
-    kernels::AttentionProblem p = describe(q, k, v, bias, mask, scale, dropout_p, seed, out);
+    kernels::AttentionProblem p =
+        describe(q, k, v, bias, mask, rotation, scale, dropout_p, seed, out);
     p.row_max = row_max.data_ptr<float>();
     p.row_inv_sum = row_inv_sum.data_ptr<float>();
     p.grad_out = grad_out.data_ptr<float>();
@@ -191,7 +233,8 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       for_each_unit(B * H, workers,
                     [&](int64_t pair) { table->backward(p, pair, pair + 1, nullptr); });
     }
-    return {grad_q, grad_k, grad_v, grad_bias, Tensor(), Tensor(), Tensor()};
+    return {grad_q,   grad_k,   grad_v,   grad_bias, Tensor(), Tensor(),
+            Tensor(), Tensor(), Tensor(), Tensor(),  Tensor(), Tensor()};
   }
 };
 
@@ -222,8 +265,8 @@ bool fused_attention_supported(const Tensor& q, const Tensor& k, const Tensor& v
 }
 
 Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                       const Tensor& bias_in, const Tensor& mask_in, double scale,
-                       double dropout_p) {
+                       const Tensor& bias_in, const Tensor& mask_in, double scale, double dropout_p,
+                       const RotaryTables& rotation_tables) {
   TORCH_CHECK(fused_attention_supported(q_in, k_in, v_in, bias_in, mask_in),
               "fused_attention: unsupported operands q ", q_in.sizes(), " k ", k_in.sizes(), " v ",
               v_in.sizes());
@@ -231,6 +274,19 @@ Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
               " outside [0, 1)");
   const Tensor q = with_contiguous_rows(q_in), k = with_contiguous_rows(k_in),
                v = with_contiguous_rows(v_in);
+  if (rotation_tables.defined()) {
+    const auto& t = rotation_tables;
+    const bool shaped = t.q_cos.dim() == 2 && t.q_sin.sizes() == t.q_cos.sizes() &&
+                        t.k_cos.dim() == 2 && t.k_sin.sizes() == t.k_cos.sizes() &&
+                        t.q_cos.size(0) == q.size(2) && t.k_cos.size(0) == k.size(2) &&
+                        t.k_cos.size(1) == t.q_cos.size(1) && 2 * t.q_cos.size(1) <= q.size(3);
+    TORCH_CHECK(shaped, "fused_attention: RoPE tables q ", t.q_cos.sizes(), " k ", t.k_cos.sizes(),
+                " do not fit q ", q.sizes(), " and k ", k.sizes(),
+                " (expected [Lq, pairs] and [Lk, pairs] with 2 pairs <= head dim)");
+    for (const Tensor* table : {&t.q_cos, &t.q_sin, &t.k_cos, &t.k_sin})
+      TORCH_CHECK(!table->requires_grad(), "fused_attention: RoPE tables must not require grad");
+  }
+  const KernelRotation rotation(rotation_tables);
   const Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
   Tensor mask;
   if (mask_in.defined()) {
@@ -243,10 +299,12 @@ Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
                            (bias.defined() && bias.requires_grad()));
   Tensor out;
   if (needs_grad) {
-    out = FusedAttentionFunction::apply(q, k, v, or_empty(bias), or_empty(mask), scale, dropout_p);
+    out = FusedAttentionFunction::apply(q, k, v, or_empty(bias), or_empty(mask), rotation.q_cos,
+                                        rotation.q_sin, rotation.k_cos, rotation.k_sin,
+                                        rotation.heads, scale, dropout_p);
   } else {
     const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
-    out = run_forward(q, k, v, bias, mask, scale, dropout_p, seed, Tensor(), Tensor());
+    out = run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, Tensor(), Tensor());
   }
   return out.view({B, Lq, H * Dv});
 }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "pe/rotary.h"
+
 namespace pelab {
 
 // True when fused_attention can take these operands: float32 CPU tensors shaped as below, a
@@ -25,11 +27,16 @@ bool fused_attention_supported(const torch::Tensor& q, const torch::Tensor& k,
 //   additive_mask: undefined or broadcastable to [B, H, Lq, Lk], 0 / -inf;
 //   dropout_p: drop probability of the attention weights (pass 0 outside training); the mask
 //   comes from a seed drawn from LibTorch's default generator, so a seeded run repeats exactly.
+//   rotation: undefined, or RoPE's tables (rotary.h): q and k are then rotated inside the
+//   kernels, as the PE's rotate() would have rotated them first (the same bits), and their
+//   gradients are those of the unrotated q and k. Tables [Lq, pairs] and [Lk, pairs] with
+//   2 pairs <= Dk, not requiring grad.
 // Returns [B, Lq, H * Dv], differentiable in q, k, v and bias. A query row whose keys are all
 // masked gets zero output (the explicit path gives NaN).
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const torch::Tensor& bias,
-                              const torch::Tensor& additive_mask, double scale, double dropout_p);
+                              const torch::Tensor& additive_mask, double scale, double dropout_p,
+                              const RotaryTables& rotation = {});
 
 // The instruction sets this CPU can run the kernels with, best first ("avx512", "avx2",
 // "generic"); the one in use (the best, or $PELAB_KERNEL_ISA when set); and a way to choose one

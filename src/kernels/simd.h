@@ -51,6 +51,8 @@ static inline VecMask vless(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _C
 // x where keep, else 0.
 static inline VecF vkeep(VecMask keep, VecF x) { return _mm512_maskz_mov_ps(keep, x); }
 static inline VecMask vnot(VecMask m) { return static_cast<VecMask>(~m); }
+// Lanes (2t, 2t+1) swapped: RoPE's pair partner.
+static inline VecF vswap_pairs(VecF x) { return _mm512_permute_ps(x, 0xB1); }
 
 static inline VecU uset1(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
 static inline VecU uiota() {
@@ -105,6 +107,7 @@ static inline VecF vkeep(VecMask keep, VecF x) { return _mm256_and_ps(keep, x); 
 static inline VecMask vnot(VecMask m) {
   return _mm256_xor_ps(m, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
 }
+static inline VecF vswap_pairs(VecF x) { return _mm256_permute_ps(x, 0xB1); }
 
 static inline VecU uset1(uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
 static inline VecU uiota() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
@@ -147,6 +150,8 @@ static inline VecF vpow2i(VecF n) {
 static inline VecMask vless(VecF a, VecF b) { return a < b; }
 static inline VecF vkeep(VecMask keep, VecF x) { return keep ? x : 0.0f; }
 static inline VecMask vnot(VecMask m) { return !m; }
+// One lane has no pair partner: RoPE's rotation takes its scalar path (kWidth == 1).
+static inline VecF vswap_pairs(VecF x) { return x; }
 
 static inline VecU uset1(uint32_t x) { return x; }
 static inline VecU uiota() { return 0; }
@@ -157,6 +162,23 @@ static inline VecMask uge(VecU a, VecU b) { return a >= b; }
 static inline VecU ushr(VecU a, int shift) { return a >> shift; }
 
 #endif
+
+// x itself, but a value the compiler must treat as rounded and opaque: a product passed through
+// here is never fused with the sum it enters into one FMA. GCC contracts a * b + c on its own
+// (-ffp-contract=fast is its default, and the vector kernels are compiled with -mfma); RoPE's
+// rotation in the kernels must round as rotary.cpp's, which has no FMA to contract into.
+static inline VecF vrounded(VecF x) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(x));
+#endif
+  return x;
+}
+static inline float rounded(float x) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(x));
+#endif
+  return x;
+}
 
 // exp(x) for x <= 0 as softmax needs it (Cephes' expf polynomial, about 1 ulp); below -87 it
 // returns exactly 0, so masked (-inf) logits give zero weight instead of a denormal.

@@ -42,15 +42,24 @@ torch::Tensor positional_bias(const PositionalEncoding& pe, const torch::Tensor&
   return full.index_select(1, positions).index_select(2, positions);
 }
 
+bool takes_fused_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      const torch::Tensor& bias, const AttentionInputs& in, bool fused) {
+  const bool explicit_needed =
+      in.explicit_path || in.record || in.head_gate.defined() || in.head_replacement.defined();
+  return fused && !explicit_needed && fused_attention_supported(q, k, v, bias, in.additive_mask);
+}
+
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& bias,
                                            double scale, const AttentionInputs& in,
-                                           double attention_dropout, bool training, bool fused) {
-  const bool explicit_needed =
-      in.explicit_path || in.record || in.head_gate.defined() || in.head_replacement.defined();
-  if (fused && !explicit_needed && fused_attention_supported(q, k, v, bias, in.additive_mask))
+                                           double attention_dropout, bool training, bool fused,
+                                           const RotaryTables& rotation) {
+  if (takes_fused_path(q, k, v, bias, in, fused))
     return fused_attention(q, k, v, bias, in.additive_mask, scale,
-                           training ? attention_dropout : 0.0);
+                           training ? attention_dropout : 0.0, rotation);
+  TORCH_CHECK(!rotation.defined(),
+              "scaled_dot_product_attention: RoPE tables given for the explicit path (rotate q "
+              "and k first; only the fused kernels apply the tables)");
   auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
   if (bias.defined()) logits = logits + bias;
   return attend(logits, v, in, attention_dropout, training);
@@ -100,13 +109,18 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
     k = split_heads(linear(key, in.keys_from, onednn), heads_);
     v = split_heads(linear(value, in.keys_from, onednn), heads_);
   }
-  std::tie(q, k) = pe_->rotate(q, k, in.positions);
   auto bias = positional_bias(*pe_, in.positions, q.size(2), in.layer);
+  // A RoPE-family rotation is left to the fused kernels, which turn q and k as they pack them
+  // (one pass over q and k less, forward and backward); elsewhere q and k are rotated here.
+  RotaryTables rotation;
+  if (pe_->kind() != PeKind::kContextual && takes_fused_path(q, k, v, bias, in, fused_))
+    rotation = pe_->rotary_tables(in.positions);
+  if (!rotation.defined()) std::tie(q, k) = pe_->rotate(q, k, in.positions);
   auto contextual = pe_->contextual_bias(q, k, in.additive_mask, in.layer);
   if (contextual.defined()) bias = bias.defined() ? bias + contextual : contextual;
   return linear(output,
                 scaled_dot_product_attention(q, k, v, bias, 1.0 / std::sqrt(double(head_dim_)), in,
-                                             attention_dropout_, is_training(), fused_),
+                                             attention_dropout_, is_training(), fused_, rotation),
                 onednn);
 }
 

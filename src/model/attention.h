@@ -51,11 +51,17 @@ torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);
 // Attention from scaled logits q k^T * scale (+ bias): through the fused kernels
 // (src/kernels) when `fused` is set and nothing needs the explicit path (an AttentionRecord, head
 // gates, tensors that are not float32 on the CPU); otherwise explicit logits and attend().
-// bias: undefined or [H, L, L]. Returns [B, L, H * Dv].
+// bias: undefined or [H, L, L]. rotation: undefined, or RoPE's tables for the fused kernels to
+// apply (q and k unrotated; only where takes_fused_path). Returns [B, L, H * Dv].
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& bias,
                                            double scale, const AttentionInputs& in,
-                                           double attention_dropout, bool training, bool fused);
+                                           double attention_dropout, bool training, bool fused,
+                                           const RotaryTables& rotation = {});
+
+// Whether scaled_dot_product_attention will run the fused kernels for these operands.
+bool takes_fused_path(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      const torch::Tensor& bias, const AttentionInputs& in, bool fused);
 
 // The PE's bias [H, L, L] at `positions` (sorted, distinct): bias(L, layer) for 0..L-1, else the
 // rows and columns of bias(max + 1, layer) at those positions (model.random_positions).

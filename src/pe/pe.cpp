@@ -32,6 +32,8 @@ std::pair<torch::Tensor, torch::Tensor> PositionalEncoding::rotate(const torch::
   return {q, k};
 }
 
+RotaryTables PositionalEncoding::rotary_tables(const torch::Tensor&) const { return {}; }
+
 torch::Tensor PositionalEncoding::bias(int64_t, int64_t) const { return {}; }
 
 torch::Tensor PositionalEncoding::contextual_bias(const torch::Tensor&, const torch::Tensor&,

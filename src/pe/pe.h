@@ -1,7 +1,8 @@
 // The positional-encoding interface. A PE answers four questions and nothing else in pelab needs
 // to know which PE it is (docs/PE.md gives each one's equation):
 //   1. embedding(L):          what it adds to the token embeddings (absolute PEs),
-//   2. rotate(q, k, pos):     how it transforms queries and keys (the RoPE family),
+//   2. rotate(q, k, pos):     how it transforms queries and keys (the RoPE family; the same
+//                             rotation as tables, rotary_tables(pos), for the fused kernels),
 //   3. bias(L, layer):        what it adds to the [heads, L, L] attention logits (T5, ALiBi, ...),
 //   4. kernel(n, layer):      its positional kernel(s), for the spectral analysis.
 // A contextual PE (CoPE) answers one more: contextual_bias(q, k, mask, layer), a bias computed
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "pe/rotary.h"
 
 namespace pelab {
 
@@ -51,6 +53,11 @@ class PositionalEncoding : public torch::nn::Module {
   virtual std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q,
                                                          const torch::Tensor& k,
                                                          const torch::Tensor& positions) const;
+
+  // The rotation rotate() applies, as tables for a kernel that applies it itself while it packs
+  // q and k (the fused attention; rotary.h). Undefined, the default, for a PE that does not
+  // rotate or whose rotation is not a RoPE-family turn of dims pairs: then rotate() is called.
+  virtual RotaryTables rotary_tables(const torch::Tensor& positions) const;
 
   // [heads, length, length] added to the logits of `layer`; undefined when the PE adds nothing.
   virtual torch::Tensor bias(int64_t length, int64_t layer) const;

@@ -27,19 +27,41 @@ torch::Tensor RotaryHeads::rotate_one(const torch::Tensor& x, const torch::Tenso
                     1);
 }
 
+namespace {
+
+// [L, pairs] float64 magnitudes of q (sign +1) or k (sign -1): a zeta_t^(+-i / scale_base);
+// undefined when there is none (no decay, attention factor 1).
+torch::Tensor rotary_magnitude(const RotaryHeads& r, const torch::Tensor& positions, double sign) {
+  if (!r.decay.defined() && r.attention_factor == 1.0) return {};
+  auto m = torch::full({positions.size(0), r.theta.size(0)}, r.attention_factor, torch::kDouble);
+  if (!r.decay.defined()) return m;
+  auto exponent = positions.to(torch::kDouble).unsqueeze(1) * (sign / r.decay_scale_base);
+  return m * torch::pow(r.decay.unsqueeze(0), exponent);
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, torch::Tensor> RotaryHeads::rotate(const torch::Tensor& q,
                                                             const torch::Tensor& k,
                                                             const torch::Tensor& positions) const {
-  if (!decay.defined() && attention_factor == 1.0)
-    return {rotate_one(q, positions), rotate_one(k, positions)};
-  // [L, pairs] magnitudes: a zeta_t^(+-i / scale_base), computed in float64.
-  auto magnitude = [&](double sign) {
-    auto m = torch::full({positions.size(0), theta.size(0)}, attention_factor, torch::kDouble);
-    if (!decay.defined()) return m;
-    auto exponent = positions.to(torch::kDouble).unsqueeze(1) * (sign / decay_scale_base);
-    return m * torch::pow(decay.unsqueeze(0), exponent);
-  };
-  return {rotate_one(q, positions, magnitude(1.0)), rotate_one(k, positions, magnitude(-1.0))};
+  return {rotate_one(q, positions, rotary_magnitude(*this, positions, 1.0)),
+          rotate_one(k, positions, rotary_magnitude(*this, positions, -1.0))};
+}
+
+RotaryTables RotaryHeads::tables(const torch::Tensor& positions) const {
+  RotaryTables t;
+  if (rotated_heads <= 0 || theta.size(0) == 0) return t;
+  const auto q_magnitude = rotary_magnitude(*this, positions, 1.0);
+  std::tie(t.q_cos, t.q_sin) = rotary_cos_sin(positions, theta, q_magnitude, torch::kFloat);
+  if (q_magnitude.defined()) {
+    std::tie(t.k_cos, t.k_sin) =
+        rotary_cos_sin(positions, theta, rotary_magnitude(*this, positions, -1.0), torch::kFloat);
+  } else {
+    t.k_cos = t.q_cos;
+    t.k_sin = t.q_sin;
+  }
+  t.heads = rotated_heads;
+  return t;
 }
 
 torch::Tensor RotaryHeads::real_kernel(int64_t n) const {
@@ -84,6 +106,10 @@ Rope::Rope(const PeOptions& o) : rotary_(make_rotary_heads(o.model, o.max_len)) 
 std::pair<torch::Tensor, torch::Tensor> Rope::rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                      const torch::Tensor& positions) const {
   return rotary_.rotate(q, k, positions);
+}
+
+RotaryTables Rope::rotary_tables(const torch::Tensor& positions) const {
+  return rotary_.tables(positions);
 }
 
 torch::Tensor Rope::kernel(int64_t n, int64_t) const { return rotary_.head_kernels(n); }

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "pe/pe.h"
+#include "pe/rotary.h"
 
 namespace pelab {
 
@@ -32,6 +33,9 @@ struct RotaryHeads {
   // rotated_heads >= 1.
   std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                  const torch::Tensor& positions) const;
+  // The same rotation as tables for a kernel that applies it itself (rotary.h); undefined when
+  // nothing rotates.
+  RotaryTables tables(const torch::Tensor& positions) const;
   // One tensor of the pair (same rule), with magnitude [L, pairs] float64 or undefined.
   torch::Tensor rotate_one(const torch::Tensor& x, const torch::Tensor& positions,
                            const torch::Tensor& magnitude = {}) const;
@@ -57,6 +61,7 @@ class Rope : public PositionalEncoding {
   PeKind kind() const override { return PeKind::kRotary; }
   std::pair<torch::Tensor, torch::Tensor> rotate(const torch::Tensor& q, const torch::Tensor& k,
                                                  const torch::Tensor& positions) const override;
+  RotaryTables rotary_tables(const torch::Tensor& positions) const override;
   torch::Tensor kernel(int64_t n, int64_t layer) const override;
 
  private:

@@ -5,8 +5,6 @@
 // cast to x's dtype; everything is out of place, so autograd flows through x.
 #include "pe/rotary.h"
 
-#include <vector>
-
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -71,19 +69,11 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
   const int64_t out_batch_stride = head_view ? y.stride(0) : 0;
   const int64_t out_head_stride = head_view ? y.stride(1) : 0;
   const int64_t out_position_stride = head_view ? y.stride(2) : 0;
+  const auto [cos_table, sin_table] = interleaved_rotary_rows(c, s);
   const float* in = input.data_ptr<float>();
-  const float* cp = c.data_ptr<float>();
-  const float* sp = s.data_ptr<float>();
+  const float* cos_rows = cos_table.data_ptr<float>();
+  const float* sin_rows = sin_table.data_ptr<float>();
   float* out = y.data_ptr<float>();
-  // cos and sin laid out per position as rotate_row takes them.
-  std::vector<float> cos_rows(positions * 2 * pairs), sin_rows(positions * 2 * pairs);
-  for (int64_t l = 0; l < positions; ++l)
-    for (int64_t t = 0; t < pairs; ++t) {
-      const float c = cp[l * pairs + t], s = sp[l * pairs + t];
-      cos_rows[(l * pairs + t) * 2] = cos_rows[(l * pairs + t) * 2 + 1] = c;
-      sin_rows[(l * pairs + t) * 2] = -s;
-      sin_rows[(l * pairs + t) * 2 + 1] = s;
-    }
   at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
     // Row r is (b, h, l) = (r / (H L), r / L % H, r % L): divided once, then counted up.
     int64_t position = begin % positions, h = begin / positions % heads,
@@ -95,8 +85,7 @@ torch::Tensor rotate_pairs(const torch::Tensor& x, const torch::Tensor& cos,
       float* o = head_view ? out + b * out_batch_stride + h * out_head_stride +
                                  position * out_position_stride
                            : out + r * 2 * pairs;
-      rotate_row(a, o, cos_rows.data() + position * 2 * pairs,
-                 sin_rows.data() + position * 2 * pairs, 2 * pairs);
+      rotate_row(a, o, cos_rows + position * 2 * pairs, sin_rows + position * 2 * pairs, 2 * pairs);
       if (++position == positions) {
         position = 0;
         if (++h == heads) h = 0, ++b;
@@ -135,15 +124,10 @@ torch::Tensor rope_frequencies(int64_t rotary_dims, double base) {
   return torch::pow(base, -2.0 * t / double(rotary_dims));
 }
 
-torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& positions,
-                           const torch::Tensor& theta, const torch::Tensor& magnitude) {
-  const int64_t pairs = theta.size(0);
-  if (pairs == 0) return x;
-  const int64_t rotary = 2 * pairs;
-  const int64_t dims = x.size(-1);
-  TORCH_CHECK(rotary <= dims, "apply_rotary: ", rotary, " rotary dims but the head has ", dims);
-  TORCH_CHECK(x.dim() >= 2 && positions.dim() == 1 && positions.size(0) == x.size(-2),
-              "apply_rotary: expected positions [", x.size(-2), "], got ", positions.sizes());
+std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(const torch::Tensor& positions,
+                                                       const torch::Tensor& theta,
+                                                       const torch::Tensor& magnitude,
+                                                       torch::ScalarType dtype) {
   auto angles = positions.to(torch::kDouble).unsqueeze(1) *
                 theta.to(torch::kDouble).unsqueeze(0);  // [L, pairs]
   auto cos = angles.cos(), sin = angles.sin();
@@ -153,12 +137,46 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& position
     cos = cos * magnitude;
     sin = sin * magnitude;
   }
-  cos = cos.to(x.device(), x.scalar_type());
-  sin = sin.to(x.device(), x.scalar_type());
+  return {cos.to(dtype), sin.to(dtype)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> interleaved_rotary_rows(const torch::Tensor& cos,
+                                                                const torch::Tensor& sin) {
+  TORCH_CHECK(cos.dim() == 2 && cos.sizes() == sin.sizes() && cos.scalar_type() == torch::kFloat &&
+                  sin.scalar_type() == torch::kFloat,
+              "interleaved_rotary_rows: expected float32 cos and sin [L, pairs], got ", cos.sizes(),
+              " and ", sin.sizes());
+  const auto c = cos.contiguous().cpu(), s = sin.contiguous().cpu();
+  const int64_t positions = c.size(0), pairs = c.size(1);
+  auto cos_rows = torch::empty({positions, 2 * pairs}, c.options());
+  auto sin_rows = torch::empty({positions, 2 * pairs}, c.options());
+  const float* cp = c.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  float* co = cos_rows.data_ptr<float>();
+  float* so = sin_rows.data_ptr<float>();
+  for (int64_t i = 0; i < positions * pairs; ++i) {
+    co[2 * i] = co[2 * i + 1] = cp[i];
+    so[2 * i] = -sp[i];
+    so[2 * i + 1] = sp[i];
+  }
+  return {cos_rows, sin_rows};
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& positions,
+                           const torch::Tensor& theta, const torch::Tensor& magnitude) {
+  const int64_t pairs = theta.size(0);
+  if (pairs == 0) return x;
+  const int64_t rotary = 2 * pairs;
+  const int64_t dims = x.size(-1);
+  TORCH_CHECK(rotary <= dims, "apply_rotary: ", rotary, " rotary dims but the head has ", dims);
+  TORCH_CHECK(x.dim() >= 2 && positions.dim() == 1 && positions.size(0) == x.size(-2),
+              "apply_rotary: expected positions [", x.size(-2), "], got ", positions.sizes());
+  const auto [cos, sin] = rotary_cos_sin(positions, theta, magnitude, x.scalar_type());
   // All dims rotated: x itself, for a narrow's backward would zero-fill a full-size gradient.
   const auto rotated = rotary == dims ? x : x.narrow(-1, 0, rotary);
-  auto y = cos.requires_grad() || sin.requires_grad() ? rotate_pairs_ops(rotated, cos, sin)
-                                                      : RotatePairs::apply(rotated, cos, sin);
+  const auto cos_on = cos.to(x.device()), sin_on = sin.to(x.device());
+  auto y = cos.requires_grad() || sin.requires_grad() ? rotate_pairs_ops(rotated, cos_on, sin_on)
+                                                      : RotatePairs::apply(rotated, cos_on, sin_on);
   if (rotary == dims) return y;
   return torch::cat({y, x.narrow(-1, rotary, dims - rotary)}, -1);
 }
