@@ -344,7 +344,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   float* grad_keys_t = scratch.take(g.dk * g.lk_pad);    // dK^T [dk][lk_pad]
   float* grad_values_t = scratch.take(g.dv * g.lk_pad);  // dV^T [dv][lk_pad]
   float* out_dot_grad = scratch.take(g.block);           // rowsum(dO * O)
-  float* key_row = scratch.take(g.dk);                   // one key row or dK row (RoPE)
+  float* key_row = scratch.take(g.dk);                   // one dK row (RoPE)
   const bool dropout = p.dropout_p > 0.0f;
   const uint32_t threshold = dropout_threshold24(p.dropout_p);
   const float keep_scale = dropout ? 1.0f / (1.0f - p.dropout_p) : 1.0f;
@@ -357,8 +357,8 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
     const float* out = p.out + b * p.out_batch + h * p.out_head;
     const float* grad_out = p.grad_out + b * p.grad_out_batch + h * p.grad_out_head;
     const RowTurn q_turn = query_turn(p, h), k_turn = key_turn(p, h);
-    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, k_turn, key_row);
     pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, k_turn);
+    pack_transposed(keys, g.dk_pad, g.lk, g.dk, keys_t, g.lk_pad);  // turned once, above
     pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
     fill_zero(grad_keys_t, grad_keys_t + g.dk * g.lk_pad);
     fill_zero(grad_values_t, grad_values_t + g.dv * g.lk_pad);

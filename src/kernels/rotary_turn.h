@@ -29,8 +29,11 @@ inline RowTurn key_turn(const AttentionProblem& p, int64_t h) {
 // out[0, dims) = the row x turned by table row `row`, y_d = x_d c_d + x_(d^1) s_d (back: the
 // transpose, x_d = y_d c_d - y_(d^1) s_d); out[turn.dims, dims) = x. Each product rounds on its
 // own before the sum, as in rotary.cpp's rotate_row, so the bits are the same as its pass.
+// Inlined: heads are often one vector wide (16 dims), so a call per row would cost as much as
+// the turn.
 template <bool kBack>
-void turn_row(const float* x, const RowTurn& turn, int64_t row, int64_t dims, float* out) {
+__attribute__((always_inline)) inline void turn_row(const float* x, const RowTurn& turn,
+                                                    int64_t row, int64_t dims, float* out) {
   const float* c = turn.cos + row * turn.dims;
   const float* s = turn.sin + row * turn.dims;
   int64_t d = 0;
