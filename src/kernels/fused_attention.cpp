@@ -81,7 +81,10 @@ struct KernelRotation {
   explicit KernelRotation(const RotaryTables& t) : KernelRotation() {
     if (!t.defined()) return;
     std::tie(q_cos, q_sin) = interleaved_rotary_rows(t.q_cos, t.q_sin);
-    std::tie(k_cos, k_sin) = interleaved_rotary_rows(t.k_cos, t.k_sin);
+    // Without magnitudes (all but xPos and YaRN) q and k share one table: laid out once.
+    const bool shared = t.k_cos.is_same(t.q_cos) && t.k_sin.is_same(t.q_sin);
+    std::tie(k_cos, k_sin) =
+        shared ? std::make_pair(q_cos, q_sin) : interleaved_rotary_rows(t.k_cos, t.k_sin);
     heads = t.heads;
   }
   bool defined() const { return q_cos.numel() > 0; }
