@@ -23,6 +23,7 @@ variants=(
 # Not an optimisation turned off but one turned on, where the CPU has bf16 dot products.
 if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
   variants+=("bf16 mixed precision (train.precision=bf16)|train.precision=bf16")
+  variants+=("bf16, float32 attention (PELAB_FLOAT32_ATTENTION=1)|train.precision=bf16 PELAB_FLOAT32_ATTENTION=1")
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -10,6 +10,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "attention_reference.h"
 #include "fixtures.h"
 #include "kernels/fused_attention.h"
 #include "kernels/fused_dropout.h"
@@ -17,30 +18,11 @@
 #include "pe/pe.h"
 
 using namespace pelab;
+using namespace pelab::testing_reference;
 
 namespace {
 
 constexpr double kTolerance = 1e-5;  // relative norm error, float32, dropout off
-
-double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
-  const double scale = expected.norm().item<double>();
-  const double diff = (actual - expected).norm().item<double>();
-  return scale > 0 ? diff / scale : diff;
-}
-
-// The explicit computation, written independently of src/model: [B, L, H * Dv].
-torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                 const torch::Tensor& v, const torch::Tensor& bias,
-                                 const torch::Tensor& mask, double scale,
-                                 const torch::Tensor& dropout_keep = {}, double dropout_p = 0) {
-  auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
-  if (bias.defined()) logits = logits + bias;
-  if (mask.defined()) logits = logits + mask;
-  auto probabilities = torch::softmax(logits, -1);
-  if (dropout_keep.defined()) probabilities = probabilities * dropout_keep / (1 - dropout_p);
-  auto mixed = torch::matmul(probabilities, v);
-  return mixed.transpose(1, 2).reshape({q.size(0), q.size(2), -1});
-}
 
 struct Shape {
   int64_t batch, heads, length, qk_dim, v_dim;
@@ -50,21 +32,6 @@ const std::vector<Shape> kShapes = {
     {2, 3, 17, 8, 8}, {1, 1, 5, 16, 16},  {3, 2, 33, 24, 16},  {2, 4, 64, 64, 64},
     {2, 2, 1, 8, 8},  {2, 1, 40, 12, 20}, {1, 2, 130, 32, 32},
 };
-
-torch::Tensor make_mask(const std::string& kind, int64_t batch, int64_t length) {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  if (kind == "padding") {
-    auto lengths = torch::randint(1, length + 1, {batch}, torch::kLong);
-    lengths[0] = length;
-    auto valid = torch::arange(length).unsqueeze(0) < lengths.unsqueeze(1);
-    return torch::zeros({batch, length})
-        .masked_fill(valid.logical_not(), neg_inf)
-        .view({batch, 1, 1, length});
-  }
-  if (kind == "causal")
-    return torch::full({length, length}, neg_inf).triu(1).view({1, 1, length, length});
-  return {};
-}
 
 // Forward and all gradients of the fused kernels (current ISA) against the explicit path.
 void expect_matches_explicit(const Shape& s, const std::string& mask_kind,

@@ -116,7 +116,7 @@ TEST(OnednnLinear, LinearReluAndItsGradientsMatchTheirReferences) {
       auto upstream = torch::randn({3, 11, 40});
       torch::Tensor y;
       {
-        Bf16LinearGuard precision(bf16);
+        Bf16ProductsGuard precision(bf16);
         y = linear_relu(layer, x);
         (y * upstream).sum().backward();
       }
@@ -128,7 +128,7 @@ TEST(OnednnLinear, LinearReluAndItsGradientsMatchTheirReferences) {
         x.mutable_grad().reset();
         layer->weight.mutable_grad().reset();
         if (with_bias) layer->bias.mutable_grad().reset();
-        Bf16LinearGuard precision(true);
+        Bf16ProductsGuard precision(true);
         y_ref = torch::relu(pelab::linear(layer, x));
         (y_ref * upstream).sum().backward();
         grad_x = x.grad(), grad_w = layer->weight.grad();
@@ -201,7 +201,7 @@ ModelRun run_model(const ModelConfig& config, bool bf16, bool keys_from_embeddin
     for (auto& p : model->named_parameters())
       if (p.key().find("pe.") == 0) p.value().normal_(0, 0.5);
   }
-  const Bf16LinearGuard precision(bf16);
+  const Bf16ProductsGuard precision(bf16);
   ModelRun run;
   run.logits = model->forward(tokens, lengths);
   torch::nn::functional::cross_entropy(run.logits, labels).backward();
@@ -268,11 +268,11 @@ TEST(OnednnLinear, Bf16ProductsMatchDoubleWithinTheirTolerance) {
   auto b = torch::randn({36}, torch::requires_grad());
   auto upstream = torch::randn({70, 36});
   {
-    const Bf16LinearGuard bf16;
-    EXPECT_TRUE(bf16_linear_enabled());
+    const Bf16ProductsGuard bf16;
+    EXPECT_TRUE(bf16_products_enabled());
     (pelab::linear(x, w, b) * upstream).sum().backward();
   }
-  EXPECT_FALSE(bf16_linear_enabled());  // the guard restores float32
+  EXPECT_FALSE(bf16_products_enabled());  // the guard restores float32
   auto xd = x.detach().to(torch::kDouble), wd = w.detach().to(torch::kDouble);
   auto ud = upstream.to(torch::kDouble);
   EXPECT_LT(relative_error(x.grad(), ud.matmul(wd)), kBf16Tolerance);
@@ -287,9 +287,9 @@ TEST(OnednnLinear, Bf16RefusalNamesTheMissingPiece) {
   EXPECT_NE(bf16_unsupported_reason(false, true).find("train.precision"), std::string::npos);
   EXPECT_NE(bf16_unsupported_reason(true, false).find("oneDNN"), std::string::npos);
   if (!onednn_bf16_runs()) {
-    EXPECT_THROW(Bf16LinearGuard{true}, ConfigError);
+    EXPECT_THROW(Bf16ProductsGuard{true}, ConfigError);
   }
-  EXPECT_NO_THROW(Bf16LinearGuard{false});
+  EXPECT_NO_THROW(Bf16ProductsGuard{false});
 }
 
 TEST(OnednnLinear, PrecisionKeyAcceptsFp32AndBf16Only) {

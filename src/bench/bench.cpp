@@ -70,7 +70,7 @@ double model_forward_flops(const Config& config) {
 
 BenchResult run_bench(const Config& config, const BenchOptions& options) {
   configure_threads(config.train.threads);
-  const Bf16LinearGuard precision(config.train.precision == "bf16");
+  const Bf16ProductsGuard precision(config.train.precision == "bf16");
   BenchResult result;
   result.linear =
       config.model.onednn_linear && onednn_available() ? "oneDNN" : std::string("at::linear");

@@ -93,5 +93,9 @@ const KernelTable& active_kernels();
 const KernelTable& avx512_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& generic_kernels();
+// The avx512 kernels with bf16 products (VDPBF16PS; attention_kernel_bf16.h), for
+// train.precision = "bf16"; forward is null where the build has no AVX512_BF16 (the caller
+// checks the CPU).
+const KernelTable& bf16_kernels();
 
 }  // namespace pelab::kernels

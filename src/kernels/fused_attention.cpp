@@ -11,6 +11,8 @@
 #include <stdexcept>
 
 #include "kernels/attention_kernel.h"
+#include "kernels/bf16_convert.h"
+#include "kernels/onednn_linear.h"
 
 namespace pelab {
 namespace {
@@ -42,6 +44,24 @@ std::atomic<const kernels::KernelTable*>& current_table() {
       if (auto* t = usable_table(forced)) return t;
     return usable_table(fused_attention_isas().front());
   }();
+  return table;
+}
+
+// The kernels of one call: under train.precision = "bf16" (Bf16ProductsGuard) the avx512 kernels
+// with bf16 products, where the CPU has AVX512_BF16 and avx512 is the instruction set in use;
+// otherwise the instruction set's float32 kernels.
+// PELAB_FLOAT32_ATTENTION=1 keeps the float32 kernels under bf16 (bench/optimisations.sh measures
+// what the bf16 products buy with it).
+const kernels::KernelTable* kernels_for(bool bf16_products) {
+  static const bool float32_attention = [] {
+    const char* setting = std::getenv("PELAB_FLOAT32_ATTENTION");
+    return setting && std::string(setting) == "1";
+  }();
+  const kernels::KernelTable* table = current_table().load();
+  const kernels::KernelTable& bf16 = kernels::bf16_kernels();
+  if (bf16_products && !float32_attention && table == &kernels::avx512_kernels() && bf16.forward &&
+      kernels::bf16_converter_available())
+    return &bf16;
   return table;
 }
 
@@ -148,7 +168,7 @@ uint64_t draw_dropout_seed() {
 Tensor run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
                    const Tensor& mask, const KernelRotation& rotation, double scale,
                    double dropout_p, uint64_t seed, const Tensor& row_max,
-                   const Tensor& row_inv_sum) {
+                   const Tensor& row_inv_sum, const kernels::KernelTable* table) {
   const auto B = q.size(0), H = q.size(1), Lq = q.size(2), Dv = v.size(3);
   Tensor out = torch::empty({B, Lq, H, Dv}, q.options());
   kernels::AttentionProblem p =
@@ -157,7 +177,6 @@ Tensor run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
     p.row_max = row_max.data_ptr<float>();
     p.row_inv_sum = row_inv_sum.data_ptr<float>();
   }
-  const kernels::KernelTable* table = current_table().load();
   for_each_unit(B * H, at::get_num_threads(),
                 [&](int64_t pair) { table->forward(p, pair, pair + 1); });
   return out;
@@ -173,21 +192,23 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
   static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& bias_or_empty, const Tensor& mask_or_empty,
                         const Tensor& q_cos, const Tensor& q_sin, const Tensor& k_cos,
-                        const Tensor& k_sin, int64_t rotary_heads, double scale, double dropout_p) {
+                        const Tensor& k_sin, int64_t rotary_heads, double scale, double dropout_p,
+                        bool bf16_products) {
     const Tensor bias = or_undefined(bias_or_empty), mask = or_undefined(mask_or_empty);
     const KernelRotation rotation(q_cos, q_sin, k_cos, k_sin, rotary_heads);
     const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
     auto stats_options = q.options().requires_grad(false);
     Tensor row_max = torch::empty({q.size(0), q.size(1), q.size(2)}, stats_options);
     Tensor row_inv_sum = torch::empty_like(row_max);
-    Tensor out =
-        run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, row_max, row_inv_sum);
+    Tensor out = run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, row_max,
+                             row_inv_sum, kernels_for(bf16_products));
     ctx->save_for_backward({q, k, v, bias_or_empty, mask_or_empty, out, row_max, row_inv_sum, q_cos,
                             q_sin, k_cos, k_sin});
     ctx->saved_data["rotary_heads"] = rotary_heads;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["dropout_p"] = dropout_p;
     ctx->saved_data["seed"] = static_cast<int64_t>(seed);
+    ctx->saved_data["bf16_products"] = bf16_products;
     return out;
   }
 
@@ -219,7 +240,8 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
 
     const int64_t workers = at::get_num_threads();
     const bool bias_grad = bias.defined() && ctx->needs_input_grad(3);
-    const kernels::KernelTable* table = current_table().load();
+    // The forward's kernels again: the backward recomputes its logits bit for bit.
+    const kernels::KernelTable* table = kernels_for(ctx->saved_data["bf16_products"].toBool());
     const int64_t B = q.size(0), H = q.size(1);
     Tensor grad_bias;
     if (bias_grad) {
@@ -236,7 +258,7 @@ class FusedAttentionFunction : public torch::autograd::Function<FusedAttentionFu
       for_each_unit(B * H, workers,
                     [&](int64_t pair) { table->backward(p, pair, pair + 1, nullptr); });
     }
-    return {grad_q,   grad_k,   grad_v,   grad_bias, Tensor(), Tensor(),
+    return {grad_q,   grad_k,   grad_v,   grad_bias, Tensor(), Tensor(), Tensor(),
             Tensor(), Tensor(), Tensor(), Tensor(),  Tensor(), Tensor()};
   }
 };
@@ -297,6 +319,7 @@ Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
     if (mask.stride(3) != 1) mask = mask.contiguous();
   }
   const auto B = q.size(0), Lq = q.size(2), H = q.size(1), Dv = v.size(3);
+  const bool bf16_products = bf16_products_enabled();
   const bool needs_grad = torch::GradMode::is_enabled() &&
                           (q.requires_grad() || k.requires_grad() || v.requires_grad() ||
                            (bias.defined() && bias.requires_grad()));
@@ -304,10 +327,11 @@ Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   if (needs_grad) {
     out = FusedAttentionFunction::apply(q, k, v, or_empty(bias), or_empty(mask), rotation.q_cos,
                                         rotation.q_sin, rotation.k_cos, rotation.k_sin,
-                                        rotation.heads, scale, dropout_p);
+                                        rotation.heads, scale, dropout_p, bf16_products);
   } else {
     const uint64_t seed = dropout_p > 0 ? draw_dropout_seed() : 0;
-    out = run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, Tensor(), Tensor());
+    out = run_forward(q, k, v, bias, mask, rotation, scale, dropout_p, seed, Tensor(), Tensor(),
+                      kernels_for(bf16_products));
   }
   return out.view({B, Lq, H * Dv});
 }
@@ -319,7 +343,7 @@ std::vector<std::string> fused_attention_isas() {
   return names;
 }
 
-std::string fused_attention_isa() { return current_table().load()->isa; }
+std::string fused_attention_isa() { return kernels_for(bf16_products_enabled())->isa; }
 
 void set_fused_attention_isa(const std::string& name) {
   const kernels::KernelTable* table = usable_table(name);

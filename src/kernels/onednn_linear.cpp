@@ -310,7 +310,7 @@ std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn) {
   return "";
 }
 
-Bf16LinearGuard::Bf16LinearGuard(bool enabled) : previous_(bf16_linear) {
+Bf16ProductsGuard::Bf16ProductsGuard(bool enabled) : previous_(bf16_linear) {
   if (enabled) {
     const auto reason = bf16_unsupported_reason(cpu_has_avx512_bf16(), onednn_available());
     if (!reason.empty()) throw ConfigError(reason);
@@ -318,8 +318,8 @@ Bf16LinearGuard::Bf16LinearGuard(bool enabled) : previous_(bf16_linear) {
   bf16_linear = enabled;
 }
 
-Bf16LinearGuard::~Bf16LinearGuard() { bf16_linear = previous_; }
+Bf16ProductsGuard::~Bf16ProductsGuard() { bf16_linear = previous_; }
 
-bool bf16_linear_enabled() { return bf16_linear; }
+bool bf16_products_enabled() { return bf16_linear; }
 
 }  // namespace pelab

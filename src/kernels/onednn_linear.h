@@ -5,7 +5,7 @@
 // row-major parameters: oneDNN reads W^T through strides, so there is no reorder per step and
 // checkpoints keep their format and names.
 //
-// Mixed precision (train.precision = "bf16"): under a Bf16LinearGuard, the products take bf16
+// Mixed precision (train.precision = "bf16"): under a Bf16ProductsGuard, the products take bf16
 // copies of x, W and dY and write float32 results; parameters, gradients and everything outside
 // the products stay float32.
 #pragma once
@@ -44,22 +44,24 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
 
 // Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
 bool cpu_has_avx512_bf16();
-// Why bf16 cannot run given these facts ("" when it can): the refusal Bf16LinearGuard throws.
+// Why bf16 cannot run given these facts ("" when it can): the refusal Bf16ProductsGuard throws.
 std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn);
 
-// While alive, oneDNN linear layers created on this thread multiply in bf16 (their backward
-// too, wherever it runs). Throws ConfigError (naming train.precision) on a CPU without AVX512_BF16
+// While alive, the products of this thread's forward passes take bf16 operands (their backward
+// too, wherever it runs): the oneDNN linear layers and, where the CPU has AVX512_BF16, the fused
+// attention kernels (fused_attention.h). Throws ConfigError (naming train.precision) on a CPU without AVX512_BF16
 // or without oneDNN, with a message saying so.
-class Bf16LinearGuard {
+class Bf16ProductsGuard {
  public:
-  explicit Bf16LinearGuard(bool enabled = true);
-  ~Bf16LinearGuard();
-  Bf16LinearGuard(const Bf16LinearGuard&) = delete;
-  Bf16LinearGuard& operator=(const Bf16LinearGuard&) = delete;
+  explicit Bf16ProductsGuard(bool enabled = true);
+  ~Bf16ProductsGuard();
+  Bf16ProductsGuard(const Bf16ProductsGuard&) = delete;
+  Bf16ProductsGuard& operator=(const Bf16ProductsGuard&) = delete;
 
  private:
   bool previous_;
 };
-bool bf16_linear_enabled();
+// Whether a Bf16ProductsGuard is alive on this thread.
+bool bf16_products_enabled();
 
 }  // namespace pelab

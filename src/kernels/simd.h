@@ -163,6 +163,32 @@ static inline VecU ushr(VecU a, int shift) { return a >> shift; }
 
 #endif
 
+// The operands of the kernels' products (attention_kernel_parts.h's gemm): float32, one product
+// per step ...
+static inline VecF load_operand(const float* p) { return vload(p); }
+static inline VecF broadcast_operand(float x) { return vset1(x); }
+static inline VecF multiply_accumulate(VecF a, VecF b, VecF acc) { return vfmadd(a, b, acc); }
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+// ... or bf16 pairs (train.precision = "bf16"): a Word holds two bf16 values, the first in its low
+// half, and one VDPBF16PS step adds both products of 16 lanes' pairs to float32 sums. The
+// instruction rounds to nearest even and treats denormal inputs and results as zero, whatever
+// MXCSR says. Half: one bf16 value; may_alias, as the kernels keep both in float scratch.
+using Word = uint32_t;
+typedef uint16_t Half __attribute__((may_alias));
+static inline __m512bh load_operand(const Word* p) {
+  return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
+}
+static inline __m512bh broadcast_operand(Word x) {
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(x)));
+}
+static inline VecF multiply_accumulate(__m512bh a, __m512bh b, VecF acc) {
+  return _mm512_dpbf16_ps(acc, a, b);
+}
+// 16 floats rounded to bf16, as VCVTNEPS2BF16 rounds (nearest even, denormals to zero).
+static inline __m256i vround_bf16(VecF x) { return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)); }
+#endif
+
 // x itself, but a value the compiler must treat as rounded and opaque: a product passed through
 // here is never fused with the sum it enters into one FMA. GCC contracts a * b + c on its own
 // (-ffp-contract=fast is its default, and the vector kernels are compiled with -mfma); RoPE's

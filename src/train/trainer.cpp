@@ -141,7 +141,7 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const Config& config = state.config;
   const auto& t = config.train;
   configure_threads(t.threads);
-  const Bf16LinearGuard precision(t.precision == "bf16");  // train.precision; refused without bf16
+  const Bf16ProductsGuard precision(t.precision == "bf16");  // train.precision; refused without bf16
   const TrainingSets sets = training_sets(split.train, config);
   const int64_t n_train = sets.fit.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
@@ -257,7 +257,7 @@ void train_new_run(const Config& config, const fs::path& run_dir, const TrainOpt
         "'{}' already holds a run; continue it with `pelab train --resume {}` or choose another "
         "--out folder",
         run_dir.string(), run_dir.string()));
-  { const Bf16LinearGuard refuse_early(config.train.precision == "bf16"); }  // before any file
+  { const Bf16ProductsGuard refuse_early(config.train.precision == "bf16"); }  // before any file
   const DatasetSplit split = make_split(config.task);
   TrainState state = fresh_state(config);
   fs::create_directories(run_dir);
