@@ -241,8 +241,15 @@ void pack_rows(const float* src, int64_t src_row, int64_t rows, int64_t dims, fl
       turn_row<false>(in, turn, first_row + r, dims, out);
       in = out;
     }
-    for (int64_t d = 0; d < dims; ++d) out[d] = in[d] * scale;
-    for (int64_t d = dims; d < ld; ++d) out[d] = 0.0f;
+    // Whole vectors by hand: when the row was turned in place, in == out, and the compiler's own
+    // vectorisation of this loop checked the overlap at run time and fell back to scalar code.
+    int64_t d = 0;
+    if (scale != 1.0f || in != out) {
+      const VecF factor = vset1(scale);
+      for (; d + kWidth <= dims; d += kWidth) vstore(out + d, vmul(vload(in + d), factor));
+      for (; d < dims; ++d) out[d] = in[d] * scale;
+    }
+    for (d = dims; d < ld; ++d) out[d] = 0.0f;
   }
 }
 
