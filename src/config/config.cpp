@@ -311,8 +311,9 @@ const std::vector<Field>& schema() {
                           "intra-op threads; 0 = all cores"));
     f.push_back(choice_field(std::string("train.precision"), train, &R::precision,
                              fixed({"fp32", "bf16"}),
-                             "fp32, or bf16 mixed precision: bf16 products in the linear layers, "
-                             "float32 weights, attention, LayerNorm and loss (needs AVX512_BF16)"));
+                             "fp32, or bf16 mixed precision: bf16 products in the linear layers "
+                             "and the attention kernels; float32 weights, softmax, LayerNorm and "
+                             "loss (needs AVX512_BF16)"));
     f.push_back(real_field(std::string("train.checkpoint_every_s"), train, &R::checkpoint_every_s,
                            0, 1e9,
                            "seconds between checkpoints inside an epoch (step-exact resume); "

@@ -122,7 +122,8 @@ struct TrainConfig {
   double grad_clip = 0.0;          // max global gradient norm; 0 = off
   int64_t seed = 0;                // model init, dropout and batch order
   int64_t threads = 0;             // 0 = all cores
-  std::string precision = "fp32";  // fp32 | bf16 (mixed: bf16 products, float32 everything else)
+  std::string precision = "fp32";  // fp32 | bf16 (mixed: bf16 products in the linear layers and
+                                   // attention, float32 everything else)
   // Seconds between checkpoints inside an epoch (0 = only at epoch ends); operational, like
   // threads: it does not change the numbers.
   double checkpoint_every_s = 300;

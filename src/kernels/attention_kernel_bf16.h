@@ -75,22 +75,16 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
-    const int64_t b = pair / p.heads, h = pair % p.heads;
-    const float* q = p.q.data + b * p.q.batch + h * p.q.head;
-    const float* k = p.k.data + b * p.k.batch + h * p.k.head;
-    const float* v = p.v.data + b * p.v.batch + h * p.v.head;
-    float* out = p.out + b * p.out_batch + h * p.out_head;
-    const RowTurn q_turn = query_turn(p, h);
-    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, key_turn(p, h), key_row);
+    const PairOperands x(p, pair);
+    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_row);
     pair_up_rows(keys_t, g.dk, g.lk_pad, g.lk_pad, key_pairs_t, g.lk_pad);
-    pack_rows(v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
+    pack_rows(x.v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
     pair_up_rows(values, g.lk, g.dv_pad, g.dv_pad, value_pairs, g.dv_pad);
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
-      const int64_t rows = min_of(g.block, g.lq - i0);
-      const int64_t visible = visible_keys(p, b, h, i0, rows);
-      const int64_t cols = round_up(visible, kWidth);
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, q_turn, i0);
+      const QueryBlock blk(p, g, x, i0);
+      const int64_t rows = blk.rows, visible = blk.visible, cols = blk.cols;
+      pack_rows(x.q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, x.q_turn, i0);
       round_row(queries, rows * g.dk_pad, queries_bf16);
       gemm(rows, cols, dim_pairs, as_words(queries_bf16), g.dk_pad / 2, 1, key_pairs_t, g.lk_pad,
            logits, g.lk_pad, false);
@@ -101,8 +95,7 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
       // Weights past `visible` are 0, so a pair straddling it adds nothing.
       gemm(rows, g.dv_pad, (visible + 1) / 2, as_words(weights_bf16), g.lk_pad / 2, 1, value_pairs,
            g.dv_pad, mixed, g.dv_pad, false);
-      for (int64_t r = 0; r < rows; ++r)
-        copy_floats(mixed + r * g.dv_pad, mixed + r * g.dv_pad + g.dv, out + (i0 + r) * p.out_row);
+      store_output_rows(p, g, blk, mixed, x.out);
     }
   }
 }
@@ -146,35 +139,27 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
-    const int64_t b = pair / p.heads, h = pair % p.heads;
-    const float* q = p.q.data + b * p.q.batch + h * p.q.head;
-    const float* k = p.k.data + b * p.k.batch + h * p.k.head;
-    const float* v = p.v.data + b * p.v.batch + h * p.v.head;
-    const float* out = p.out + b * p.out_batch + h * p.out_head;
-    const float* grad_out = p.grad_out + b * p.grad_out_batch + h * p.grad_out_head;
-    const RowTurn q_turn = query_turn(p, h), k_turn = key_turn(p, h);
-    pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, k_turn);
+    const PairOperands x(p, pair);
+    pack_rows(x.k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, x.k_turn);
     pack_transposed(keys, g.dk_pad, g.lk, g.dk, keys_t, g.lk_pad);  // turned once, above
     pair_up_rows(keys_t, g.dk, g.lk_pad, g.lk_pad, key_pairs_t, g.lk_pad);
     pair_up_rows(keys, g.lk, g.dk_pad, g.dk_pad, key_row_pairs, g.dk_pad);
-    pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
+    pack_transposed(x.v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
     pair_up_rows(values_t, g.dv, g.lk_pad, g.lk_pad, value_pairs_t, g.lk_pad);
     fill_zero(grad_keys_t, grad_keys_t + g.dk * g.lk_pad);
     fill_zero(grad_values_t, grad_values_t + g.dv * g.lk_pad);
-    float* grad_q = p.grad_q.data + b * p.grad_q.batch + h * p.grad_q.head;
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
-      const int64_t rows = min_of(g.block, g.lq - i0);
-      const int64_t visible = visible_keys(p, b, h, i0, rows);
-      const int64_t cols = round_up(visible, kWidth);
+      const QueryBlock blk(p, g, x, i0);
+      const int64_t rows = blk.rows, visible = blk.visible, cols = blk.cols;
       if (visible == 0) {
-        zero_query_gradients(p, g, i0, rows, grad_q);
+        zero_query_gradients(p, g, blk, x.grad_q);
         continue;
       }
       const int64_t row_pairs = (rows + 1) / 2;
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, q_turn, i0);
+      pack_rows(x.q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, x.q_turn, i0);
       round_row(queries, rows * g.dk_pad, queries_bf16);
-      pack_output_gradient(p, g, grad_out, out, i0, rows, grad_mixed, out_dot_grad);
+      pack_output_gradient(p, g, x, blk, grad_mixed, out_dot_grad);
       round_row(grad_mixed, rows * g.dv_pad, grad_mixed_bf16);
       gemm(rows, cols, dim_pairs, as_words(queries_bf16), g.dk_pad / 2, 1, key_pairs_t, g.lk_pad,
            probs, g.lk_pad, false);
@@ -200,9 +185,9 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
       // dQ = scale dS K (dS is 0 past `visible`, so a pair straddling it adds nothing).
       gemm(rows, g.dk_pad, (visible + 1) / 2, as_words(grad_logits_bf16), g.lk_pad / 2, 1,
            key_row_pairs, g.dk_pad, grad_queries, g.dk_pad, false);
-      store_query_gradients(p, g, q_turn, i0, rows, grad_queries, grad_q);
+      store_query_gradients(p, g, x, blk, grad_queries);
     }
-    store_key_value_gradients(p, g, pair, k_turn, grad_keys_t, grad_values_t, key_row);
+    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_row);
   }
 }
 

@@ -23,26 +23,20 @@ void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
-    const int64_t b = pair / p.heads, h = pair % p.heads;
-    const float* q = p.q.data + b * p.q.batch + h * p.q.head;
-    const float* k = p.k.data + b * p.k.batch + h * p.k.head;
-    const float* v = p.v.data + b * p.v.batch + h * p.v.head;
-    float* out = p.out + b * p.out_batch + h * p.out_head;
-    const RowTurn q_turn = query_turn(p, h);
-    pack_transposed(k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, key_turn(p, h), key_row);
-    pack_rows(v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
+    const PairOperands x(p, pair);
+    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_row);
+    pack_rows(x.v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
-      const int64_t rows = min_of(g.block, g.lq - i0);
-      const int64_t visible = visible_keys(p, b, h, i0, rows);
-      const int64_t cols = round_up(visible, kWidth);
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk, q_turn, i0);
-      gemm(rows, cols, g.dk, queries, g.dk, 1, keys_t, g.lk_pad, logits, g.lk_pad, false);
-      for (int64_t r = 0; r < rows; ++r)
-        attention_weights_row(p, dropout, pair, i0 + r, visible, cols, logits + r * g.lk_pad);
-      gemm(rows, g.dv_pad, visible, logits, g.lk_pad, 1, values, g.dv_pad, mixed, g.dv_pad, false);
-      for (int64_t r = 0; r < rows; ++r)
-        copy_floats(mixed + r * g.dv_pad, mixed + r * g.dv_pad + g.dv, out + (i0 + r) * p.out_row);
+      const QueryBlock blk(p, g, x, i0);
+      pack_rows(x.q + i0 * p.q.row, p.q.row, blk.rows, g.dk, p.scale, queries, g.dk, x.q_turn, i0);
+      gemm(blk.rows, blk.cols, g.dk, queries, g.dk, 1, keys_t, g.lk_pad, logits, g.lk_pad, false);
+      for (int64_t r = 0; r < blk.rows; ++r)
+        attention_weights_row(p, dropout, pair, i0 + r, blk.visible, blk.cols,
+                              logits + r * g.lk_pad);
+      gemm(blk.rows, g.dv_pad, blk.visible, logits, g.lk_pad, 1, values, g.dv_pad, mixed, g.dv_pad,
+           false);
+      store_output_rows(p, g, blk, mixed, x.out);
     }
   }
 }
@@ -71,35 +65,27 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
-    const int64_t b = pair / p.heads, h = pair % p.heads;
-    const float* q = p.q.data + b * p.q.batch + h * p.q.head;
-    const float* k = p.k.data + b * p.k.batch + h * p.k.head;
-    const float* v = p.v.data + b * p.v.batch + h * p.v.head;
-    const float* out = p.out + b * p.out_batch + h * p.out_head;
-    const float* grad_out = p.grad_out + b * p.grad_out_batch + h * p.grad_out_head;
-    const RowTurn q_turn = query_turn(p, h), k_turn = key_turn(p, h);
-    pack_rows(k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, k_turn);
+    const PairOperands x(p, pair);
+    pack_rows(x.k, p.k.row, g.lk, g.dk, 1.0f, keys, g.dk_pad, x.k_turn);
     pack_transposed(keys, g.dk_pad, g.lk, g.dk, keys_t, g.lk_pad);  // turned once, above
-    pack_transposed(v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
+    pack_transposed(x.v, p.v.row, g.lk, g.dv, values_t, g.lk_pad);
     fill_zero(grad_keys_t, grad_keys_t + g.dk * g.lk_pad);
     fill_zero(grad_values_t, grad_values_t + g.dv * g.lk_pad);
-    float* grad_q = p.grad_q.data + b * p.grad_q.batch + h * p.grad_q.head;
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
-      const int64_t rows = min_of(g.block, g.lq - i0);
-      const int64_t visible = visible_keys(p, b, h, i0, rows);
-      const int64_t cols = round_up(visible, kWidth);
-      if (visible == 0) {
-        zero_query_gradients(p, g, i0, rows, grad_q);
+      const QueryBlock blk(p, g, x, i0);
+      const int64_t rows = blk.rows, cols = blk.cols;
+      if (blk.visible == 0) {
+        zero_query_gradients(p, g, blk, x.grad_q);
         continue;
       }
-      pack_rows(q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, q_turn, i0);
-      pack_output_gradient(p, g, grad_out, out, i0, rows, grad_mixed, out_dot_grad);
+      pack_rows(x.q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, x.q_turn, i0);
+      pack_output_gradient(p, g, x, blk, grad_mixed, out_dot_grad);
       gemm(rows, cols, g.dk, queries, g.dk_pad, 1, keys_t, g.lk_pad, probs, g.lk_pad, false);
       gemm(rows, cols, g.dv, grad_mixed, g.dv_pad, 1, values_t, g.lk_pad, grad_logits, g.lk_pad,
            false);
       for (int64_t r = 0; r < rows; ++r)
-        weight_gradient_row(p, dropout, pair, i0 + r, visible, cols, out_dot_grad[r],
+        weight_gradient_row(p, dropout, pair, i0 + r, blk.visible, cols, out_dot_grad[r],
                             probs + r * g.lk_pad, grad_logits + r * g.lk_pad, grad_bias);
       // dV^T += dO^T Pd and dK^T += (scale Q)^T dS: A read transposed (a_row = 1). Each element
       // sums over the block's rows in order with one FMA each, as dV += Pd^T dO would: the same
@@ -109,11 +95,11 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
       gemm(g.dk, cols, rows, queries, 1, g.dk_pad, grad_logits, g.lk_pad, grad_keys_t, g.lk_pad,
            true);
       // dQ = scale dS K.
-      gemm(rows, g.dk_pad, visible, grad_logits, g.lk_pad, 1, keys, g.dk_pad, grad_queries,
+      gemm(rows, g.dk_pad, blk.visible, grad_logits, g.lk_pad, 1, keys, g.dk_pad, grad_queries,
            g.dk_pad, false);
-      store_query_gradients(p, g, q_turn, i0, rows, grad_queries, grad_q);
+      store_query_gradients(p, g, x, blk, grad_queries);
     }
-    store_key_value_gradients(p, g, pair, k_turn, grad_keys_t, grad_values_t, key_row);
+    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_row);
   }
 }
 

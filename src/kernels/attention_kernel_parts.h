@@ -202,6 +202,38 @@ int64_t visible_keys(const AttentionProblem& p, int64_t b, int64_t h, int64_t i0
   return end;
 }
 
+// One (batch, head) pair: where its q, k, v, output, dO and dQ rows start, and its RoPE turns.
+struct PairOperands {
+  int64_t b, h;
+  const float *q, *k, *v;
+  float* out;
+  const float* grad_out;  // null in forward
+  float* grad_q;          // null in forward
+  RowTurn q_turn, k_turn;
+  PairOperands(const AttentionProblem& p, int64_t pair)
+      : b(pair / p.heads),
+        h(pair % p.heads),
+        q(p.q.data + b * p.q.batch + h * p.q.head),
+        k(p.k.data + b * p.k.batch + h * p.k.head),
+        v(p.v.data + b * p.v.batch + h * p.v.head),
+        out(p.out + b * p.out_batch + h * p.out_head),
+        grad_out(p.grad_out ? p.grad_out + b * p.grad_out_batch + h * p.grad_out_head : nullptr),
+        grad_q(p.grad_q.data ? p.grad_q.data + b * p.grad_q.batch + h * p.grad_q.head : nullptr),
+        q_turn(query_turn(p, h)),
+        k_turn(key_turn(p, h)) {}
+};
+
+// Query rows [i0, i0 + rows) of a pair: the keys any of them sees, [0, visible), and the logits'
+// columns the kernels compute, [0, cols): visible rounded up to whole vectors.
+struct QueryBlock {
+  int64_t i0, rows, visible, cols;
+  QueryBlock(const AttentionProblem& p, const Geometry& g, const PairOperands& pair, int64_t first)
+      : i0(first),
+        rows(min_of(g.block, g.lq - first)),
+        visible(visible_keys(p, pair.b, pair.h, first, rows)),
+        cols(round_up(visible, kWidth)) {}
+};
+
 inline uint32_t dropout_row_key(uint64_t seed, int64_t pair, int64_t row, int64_t q_len) {
   // splitmix64 of (seed, row number): independent streams per (batch, head, query row).
   uint64_t z = seed + (static_cast<uint64_t>(pair * q_len + row) + 1) * 0x9E3779B97F4A7C15ULL;
@@ -348,13 +380,12 @@ void weight_gradient_row(const AttentionProblem& p, const WeightDropout& dropout
 }
 
 // The block's dO rows packed into grad_mixed [rows][dv_pad], and rowsum(dO * O) per row.
-void pack_output_gradient(const AttentionProblem& p, const Geometry& g, const float* grad_out,
-                          const float* out, int64_t i0, int64_t rows, float* grad_mixed,
-                          float* out_dot_grad) {
-  pack_rows(grad_out + i0 * p.grad_out_row, p.grad_out_row, rows, g.dv, 1.0f, grad_mixed,
-            g.dv_pad);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* o = out + (i0 + r) * p.out_row;
+void pack_output_gradient(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
+                          const QueryBlock& blk, float* grad_mixed, float* out_dot_grad) {
+  pack_rows(x.grad_out + blk.i0 * p.grad_out_row, p.grad_out_row, blk.rows, g.dv, 1.0f,
+            grad_mixed, g.dv_pad);
+  for (int64_t r = 0; r < blk.rows; ++r) {
+    const float* o = x.out + (blk.i0 + r) * p.out_row;
     const float* d_o = grad_mixed + r * g.dv_pad;
     float dot = 0.0f;
     for (int64_t d = 0; d < g.dv; ++d) dot += o[d] * d_o[d];
@@ -364,25 +395,32 @@ void pack_output_gradient(const AttentionProblem& p, const Geometry& g, const fl
 
 // dQ's rows i0.. of the block: grad_queries [rows][dk_pad] holds dS K; they go out times the
 // scale, turned back when q rotates (grad_queries is overwritten on the way).
-void store_query_gradients(const AttentionProblem& p, const Geometry& g, const RowTurn& q_turn,
-                           int64_t i0, int64_t rows, float* grad_queries, float* grad_q) {
-  for (int64_t r = 0; r < rows; ++r) {
+void store_query_gradients(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
+                           const QueryBlock& blk, float* grad_queries) {
+  for (int64_t r = 0; r < blk.rows; ++r) {
     float* scaled = grad_queries + r * g.dk_pad;
-    float* to = grad_q + (i0 + r) * p.grad_q.row;
-    float* staged = q_turn.cos ? scaled : to;
+    float* to = x.grad_q + (blk.i0 + r) * p.grad_q.row;
+    float* staged = x.q_turn.cos ? scaled : to;
     for (int64_t d = 0; d < g.dk; ++d) staged[d] = scaled[d] * p.scale;
-    if (q_turn.cos) turn_row<true>(scaled, q_turn, i0 + r, g.dk, to);
+    if (x.q_turn.cos) turn_row<true>(scaled, x.q_turn, blk.i0 + r, g.dk, to);
   }
+}
+
+// The forward's output rows of the block from mixed [rows][dv_pad].
+void store_output_rows(const AttentionProblem& p, const Geometry& g, const QueryBlock& blk,
+                       const float* mixed, float* out) {
+  for (int64_t r = 0; r < blk.rows; ++r)
+    copy_floats(mixed + r * g.dv_pad, mixed + r * g.dv_pad + g.dv, out + (blk.i0 + r) * p.out_row);
 }
 
 // The pair's dK and dV from their transposes dK^T [dk][lk_pad] and dV^T [dv][lk_pad]; dK's rows
 // turned back when k rotates (through key_row, dk floats).
-void store_key_value_gradients(const AttentionProblem& p, const Geometry& g, int64_t pair,
-                               const RowTurn& k_turn, const float* grad_keys_t,
-                               const float* grad_values_t, float* key_row) {
-  const int64_t b = pair / p.heads, h = pair % p.heads;
-  float* grad_k = p.grad_k.data + b * p.grad_k.batch + h * p.grad_k.head;
-  float* grad_v = p.grad_v.data + b * p.grad_v.batch + h * p.grad_v.head;
+void store_key_value_gradients(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
+                               const float* grad_keys_t, const float* grad_values_t,
+                               float* key_row) {
+  const RowTurn& k_turn = x.k_turn;
+  float* grad_k = p.grad_k.data + x.b * p.grad_k.batch + x.h * p.grad_k.head;
+  float* grad_v = p.grad_v.data + x.b * p.grad_v.batch + x.h * p.grad_v.head;
   for (int64_t j = 0; j < g.lk; ++j) {
     float* to = grad_k + j * p.grad_k.row;
     float* staged = k_turn.cos ? key_row : to;
@@ -394,10 +432,10 @@ void store_key_value_gradients(const AttentionProblem& p, const Geometry& g, int
 }
 
 // Query rows [i0, i0 + rows) that see no key: their dQ is zero.
-void zero_query_gradients(const AttentionProblem& p, const Geometry& g, int64_t i0, int64_t rows,
+void zero_query_gradients(const AttentionProblem& p, const Geometry& g, const QueryBlock& blk,
                           float* grad_q) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = grad_q + (i0 + r) * p.grad_q.row;
+  for (int64_t r = 0; r < blk.rows; ++r) {
+    float* row = grad_q + (blk.i0 + r) * p.grad_q.row;
     fill_zero(row, row + g.dk);
   }
 }
