@@ -9,6 +9,19 @@
 
 namespace pelab::testing_reference {
 
+// A test case's sizes: q, k [batch, heads, length, qk_dim], v [batch, heads, length, v_dim].
+struct AttentionShape {
+  int64_t batch, heads, length, qk_dim, v_dim;
+};
+
+// An ALiBi-like bias [heads, length, length], slopes 1 down to 0.4: logits reach -(length - 1).
+inline torch::Tensor steep_bias(int64_t heads, int64_t length) {
+  const auto distance = (torch::arange(length).unsqueeze(1) - torch::arange(length).unsqueeze(0))
+                            .abs()
+                            .to(torch::kFloat);
+  return -torch::linspace(1.0, 0.4, heads).view({heads, 1, 1}) * distance.unsqueeze(0);
+}
+
 inline double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
   const double scale = expected.norm().item<double>();
   const double diff = (actual - expected).norm().item<double>();
@@ -17,9 +30,10 @@ inline double relative_error(const torch::Tensor& actual, const torch::Tensor& e
 
 // The explicit computation, written independently of src/model: [B, L, H * Dv].
 inline torch::Tensor explicit_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                 const torch::Tensor& v, const torch::Tensor& bias,
-                                 const torch::Tensor& mask, double scale,
-                                 const torch::Tensor& dropout_keep = {}, double dropout_p = 0) {
+                                        const torch::Tensor& v, const torch::Tensor& bias,
+                                        const torch::Tensor& mask, double scale,
+                                        const torch::Tensor& dropout_keep = {},
+                                        double dropout_p = 0) {
   auto logits = torch::matmul(q, k.transpose(-2, -1)) * scale;
   if (bias.defined()) logits = logits + bias;
   if (mask.defined()) logits = logits + mask;

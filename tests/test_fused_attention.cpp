@@ -24,29 +24,20 @@ namespace {
 
 constexpr double kTolerance = 1e-5;  // relative norm error, float32, dropout off
 
-struct Shape {
-  int64_t batch, heads, length, qk_dim, v_dim;
-};
-
-const std::vector<Shape> kShapes = {
+const std::vector<AttentionShape> kShapes = {
     {2, 3, 17, 8, 8}, {1, 1, 5, 16, 16},  {3, 2, 33, 24, 16},  {2, 4, 64, 64, 64},
     {2, 2, 1, 8, 8},  {2, 1, 40, 12, 20}, {1, 2, 130, 32, 32},
 };
 
 // Forward and all gradients of the fused kernels (current ISA) against the explicit path.
-void expect_matches_explicit(const Shape& s, const std::string& mask_kind,
+void expect_matches_explicit(const AttentionShape& s, const std::string& mask_kind,
                              const std::string& bias_kind, const std::string& label) {
   auto q = torch::randn({s.batch, s.heads, s.length, s.qk_dim});
   auto k = torch::randn({s.batch, s.heads, s.length, s.qk_dim});
   auto v = torch::randn({s.batch, s.heads, s.length, s.v_dim});
   torch::Tensor bias;
   if (bias_kind == "steep") {
-    // ALiBi-like, slopes 1 down to 0.4: logits reach -(length - 1).
-    auto distance = (torch::arange(s.length).unsqueeze(1) - torch::arange(s.length).unsqueeze(0))
-                        .abs()
-                        .to(torch::kFloat);
-    auto slopes = torch::linspace(1.0, 0.4, s.heads).view({s.heads, 1, 1});
-    bias = -slopes * distance.unsqueeze(0);
+    bias = steep_bias(s.heads, s.length);
   } else if (bias_kind != "none") {
     bias = torch::randn({s.heads, s.length, s.length});
   }

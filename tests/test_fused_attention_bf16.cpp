@@ -26,27 +26,21 @@ constexpr double kFloat32AttentionTolerance = 1e-5;
 
 bool bf16_attention_runs() { return cpu_has_avx512_bf16() && onednn_available(); }
 
-struct Bf16Shape {
-  int64_t batch, heads, length, qk_dim, v_dim;
-};
-
 // Odd lengths (row pairs and key pairs with a zero partner), dims that are not whole vectors,
 // and more keys than one vector. Not one position: there the true q and k gradients are zero
 // (one weight of 1) and a relative error measures rounding noise against rounding noise.
-const std::vector<Bf16Shape> kBf16Shapes = {
+const std::vector<AttentionShape> kBf16Shapes = {
     {2, 3, 17, 8, 8},   {1, 1, 5, 16, 16},   {3, 2, 33, 24, 16},
     {2, 1, 40, 12, 20}, {1, 2, 130, 32, 32}, {1, 2, 31, 7, 9},
 };
 
-struct Bf16Outcome {
-  std::vector<torch::Tensor> tensors;  // output, grad q, grad k, grad v (, grad bias)
-};
-
 // The fused kernels (bf16 products or not) on float32 inputs, or the explicit computation in
-// double precision.
-Bf16Outcome run_fused_or_double(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-            const torch::Tensor& bias, bool learn_bias, const torch::Tensor& mask,
-            const torch::Tensor& grad_out, double scale, const std::string& how) {
+// double precision: output, grad q, grad k, grad v (, grad bias).
+std::vector<torch::Tensor> run_fused_or_double(const torch::Tensor& q, const torch::Tensor& k,
+                                               const torch::Tensor& v, const torch::Tensor& bias,
+                                               bool learn_bias, const torch::Tensor& mask,
+                                               const torch::Tensor& grad_out, double scale,
+                                               const std::string& how) {
   const bool reference = how == "double";
   const auto dtype = reference ? torch::kDouble : torch::kFloat;
   // Copies (.to(kFloat) of a float tensor would be the caller's tensor, gathering gradients).
@@ -63,9 +57,9 @@ Bf16Outcome run_fused_or_double(const torch::Tensor& q, const torch::Tensor& k, 
     out = fused_attention(qq, kk, vv, bb, mm, scale, 0.0);
   }
   (out * grad_out.to(dtype)).sum().backward();
-  Bf16Outcome o{{out.detach(), qq.grad(), kk.grad(), vv.grad()}};
-  if (learn_bias) o.tensors.push_back(bb.grad());
-  return o;
+  std::vector<torch::Tensor> results = {out.detach(), qq.grad(), kk.grad(), vv.grad()};
+  if (learn_bias) results.push_back(bb.grad());
+  return results;
 }
 
 const char* kBf16Names[] = {"output", "grad q", "grad k", "grad v", "grad bias"};
@@ -86,7 +80,8 @@ TEST(FusedAttentionBf16, TheGuardSelectsTheBf16Kernels) {
 // (the float32 kernels are 1000x closer on the same inputs).
 TEST(FusedAttentionBf16, MatchesDoublePrecisionWithinBf16Tolerance) {
   if (!bf16_attention_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
-  if (fused_attention_isa() != "avx512") GTEST_SKIP() << "kernels forced to " << fused_attention_isa();
+  if (fused_attention_isa() != "avx512")
+    GTEST_SKIP() << "kernels forced to " << fused_attention_isa();
   torch::manual_seed(21);
   for (const auto& s : kBf16Shapes)
     for (const std::string mask_kind : {"none", "padding", "causal"})
@@ -99,30 +94,29 @@ TEST(FusedAttentionBf16, MatchesDoublePrecisionWithinBf16Tolerance) {
         const auto v = torch::randn({s.batch, s.heads, s.length, s.v_dim});
         const auto grad_out = torch::randn({s.batch, s.length, s.heads * s.v_dim});
         torch::Tensor bias;
-        if (bias_kind == "steep") {  // ALiBi-like: logits reach -(length - 1)
-          const auto distance =
-              (torch::arange(s.length).unsqueeze(1) - torch::arange(s.length).unsqueeze(0)).abs();
-          bias = -torch::linspace(1.0, 0.4, s.heads).view({s.heads, 1, 1}) *
-                 distance.unsqueeze(0).to(torch::kFloat);
+        if (bias_kind == "steep") {
+          bias = steep_bias(s.heads, s.length);
         } else if (bias_kind == "learned") {
           bias = torch::randn({s.heads, s.length, s.length});
         }
         const auto mask = make_mask(mask_kind, s.batch, s.length);
         const double scale = 1.0 / std::sqrt(double(s.qk_dim));
         const bool learn = bias_kind == "learned";
-        const auto reference = run_fused_or_double(q, k, v, bias, learn, mask, grad_out, scale, "double");
+        const auto reference =
+            run_fused_or_double(q, k, v, bias, learn, mask, grad_out, scale, "double");
         const auto bf16 = run_fused_or_double(q, k, v, bias, learn, mask, grad_out, scale, "bf16");
         const auto fp32 = run_fused_or_double(q, k, v, bias, learn, mask, grad_out, scale, "fp32");
         double largest_bf16_error = 0;
-        for (size_t i = 0; i < reference.tensors.size(); ++i) {
-          const auto expected = reference.tensors[i].to(torch::kFloat);
-          const double bf16_error = relative_error(bf16.tensors[i], expected);
+        for (size_t i = 0; i < reference.size(); ++i) {
+          const auto expected = reference[i].to(torch::kFloat);
+          const double bf16_error = relative_error(bf16[i], expected);
           EXPECT_LT(bf16_error, kBf16AttentionTolerance) << label << " " << kBf16Names[i];
-          EXPECT_LT(relative_error(fp32.tensors[i], expected), kFloat32AttentionTolerance)
+          EXPECT_LT(relative_error(fp32[i], expected), kFloat32AttentionTolerance)
               << label << " " << kBf16Names[i];
           largest_bf16_error = std::max(largest_bf16_error, bf16_error);
         }
-        EXPECT_GT(largest_bf16_error, 10 * kFloat32AttentionTolerance) << label << ": nothing rounded";
+        EXPECT_GT(largest_bf16_error, 10 * kFloat32AttentionTolerance)
+            << label << ": nothing rounded";
       }
 }
 
@@ -130,7 +124,8 @@ TEST(FusedAttentionBf16, MatchesDoublePrecisionWithinBf16Tolerance) {
 // kernels against the float32 ones given the same dropout seed.
 TEST(FusedAttentionBf16, RopeDropoutAndBiasGradientMatchFloat32WithinBf16Tolerance) {
   if (!bf16_attention_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
-  if (fused_attention_isa() != "avx512") GTEST_SKIP() << "kernels forced to " << fused_attention_isa();
+  if (fused_attention_isa() != "avx512")
+    GTEST_SKIP() << "kernels forced to " << fused_attention_isa();
   PeOptions options;
   options.model = test_fixtures::small_model_config("xpos", "padding");
   options.model.n_heads = 3;
@@ -160,7 +155,8 @@ TEST(FusedAttentionBf16, RopeDropoutAndBiasGradientMatchFloat32WithinBf16Toleran
   for (size_t i = 0; i < fp32.size(); ++i) {
     const double error = relative_error(bf16[i], fp32[i]);
     EXPECT_LT(error, kBf16AttentionTolerance) << kBf16Names[i];
-    EXPECT_GT(error, kFloat32AttentionTolerance) << kBf16Names[i] << ": the bf16 kernels did not run";
+    EXPECT_GT(error, kFloat32AttentionTolerance)
+        << kBf16Names[i] << ": the bf16 kernels did not run";
   }
 }
 

@@ -34,7 +34,8 @@ inline void pair_rows(const float* a, const float* b, int64_t n, Word* out) {
 
 // Rows [0, rows) of src [.][ld] as row pairs: out[t][j] = Word(src[2t][j], src[2t+1][j]) for
 // j < n, out [ceil(rows / 2)][out_ld]; an odd last row pairs with zeros.
-void pair_up_rows(const float* src, int64_t rows, int64_t ld, int64_t n, Word* out, int64_t out_ld) {
+void pair_up_rows(const float* src, int64_t rows, int64_t ld, int64_t n, Word* out,
+                  int64_t out_ld) {
   for (int64_t t = 0; 2 * t < rows; ++t)
     pair_rows(src + 2 * t * ld, 2 * t + 1 < rows ? src + (2 * t + 1) * ld : nullptr, n,
               out + t * out_ld);
@@ -58,20 +59,20 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
   const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
   const int64_t key_pairs = (g.lk + 1) / 2, dim_pairs = (g.dk + 1) / 2;
-  Scratch scratch(Scratch::size({g.dk * g.lk_pad, dim_pairs * g.lk_pad, g.lk * g.dv_pad,
-                                 key_pairs * g.dv_pad, g.block * g.dk_pad,
-                                 (g.block * g.dk_pad + 1) / 2, g.block * g.lk_pad,
-                                 (g.block * g.lk_pad + 1) / 2, g.block * g.dv_pad, g.dk}));
-  float* keys_t = scratch.take(g.dk * g.lk_pad);                    // K^T [dk][lk_pad], turned
-  Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);    // K^T, row pairs
-  float* values = scratch.take(g.lk * g.dv_pad);                    // V [lk][dv_pad]
-  Word* value_pairs = take_words(scratch, key_pairs * g.dv_pad);    // V, row pairs
-  float* queries = scratch.take(g.block * g.dk_pad);                // scale * Q block
-  Half* queries_bf16 = take_halves(scratch, g.block * g.dk_pad);    // [block][dk_pad]
-  float* logits = scratch.take(g.block * g.lk_pad);                 // S, then dropout(P)
-  Half* weights_bf16 = take_halves(scratch, g.block * g.lk_pad);    // dropout(P) [block][lk_pad]
-  float* mixed = scratch.take(g.block * g.dv_pad);                  // O block
-  float* key_row = scratch.take(g.dk);                              // one turned key row (RoPE)
+  Scratch scratch(
+      Scratch::size({g.dk * g.lk_pad, dim_pairs * g.lk_pad, g.lk * g.dv_pad, key_pairs * g.dv_pad,
+                     g.block * g.dk_pad, (g.block * g.dk_pad + 1) / 2, g.block * g.lk_pad,
+                     (g.block * g.lk_pad + 1) / 2, g.block * g.dv_pad, g.dk}));
+  float* keys_t = scratch.take(g.dk * g.lk_pad);                  // K^T [dk][lk_pad], turned
+  Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);  // K^T, row pairs
+  float* values = scratch.take(g.lk * g.dv_pad);                  // V [lk][dv_pad]
+  Word* value_pairs = take_words(scratch, key_pairs * g.dv_pad);  // V, row pairs
+  float* queries = scratch.take(g.block * g.dk_pad);              // scale * Q block
+  Half* queries_bf16 = take_halves(scratch, g.block * g.dk_pad);  // [block][dk_pad]
+  float* logits = scratch.take(g.block * g.lk_pad);               // S, then dropout(P)
+  Half* weights_bf16 = take_halves(scratch, g.block * g.lk_pad);  // dropout(P) [block][lk_pad]
+  float* mixed = scratch.take(g.block * g.dv_pad);                // O block
+  float* key_row = scratch.take(g.dk);                            // one turned key row (RoPE)
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
@@ -100,35 +101,48 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
   }
 }
 
-void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
-                         float* grad_bias) {
+void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last, float* grad_bias) {
   const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
   const int64_t key_pairs = (g.lk + 1) / 2, block_pairs = (g.block + 1) / 2;
   const int64_t dim_pairs = (g.dk + 1) / 2, value_dim_pairs = (g.dv + 1) / 2;
-  Scratch scratch(Scratch::size(
-      {g.lk * g.dk_pad, g.dk * g.lk_pad, dim_pairs * g.lk_pad, key_pairs * g.dk_pad,
-       g.dv * g.lk_pad, value_dim_pairs * g.lk_pad, g.block * g.dk_pad,
-       (g.block * g.dk_pad + 1) / 2, block_pairs * g.dk_pad, g.block * g.dv_pad,
-       (g.block * g.dv_pad + 1) / 2, block_pairs * g.dv_pad, g.block * g.lk_pad,
-       g.block * g.lk_pad, block_pairs * g.lk_pad, block_pairs * g.lk_pad,
-       (g.block * g.lk_pad + 1) / 2, g.block * g.dk_pad, g.dk * g.lk_pad, g.dv * g.lk_pad,
-       g.block, g.dk}));
-  float* keys = scratch.take(g.lk * g.dk_pad);                         // K, turned [lk][dk_pad]
-  float* keys_t = scratch.take(g.dk * g.lk_pad);                       // K^T [dk][lk_pad]
-  Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);       // K^T, row pairs: S
-  Word* key_row_pairs = take_words(scratch, key_pairs * g.dk_pad);     // K, row pairs: dQ
-  float* values_t = scratch.take(g.dv * g.lk_pad);                     // V^T [dv][lk_pad]
+  Scratch scratch(Scratch::size({g.lk * g.dk_pad,
+                                 g.dk * g.lk_pad,
+                                 dim_pairs * g.lk_pad,
+                                 key_pairs * g.dk_pad,
+                                 g.dv * g.lk_pad,
+                                 value_dim_pairs * g.lk_pad,
+                                 g.block * g.dk_pad,
+                                 (g.block * g.dk_pad + 1) / 2,
+                                 block_pairs * g.dk_pad,
+                                 g.block * g.dv_pad,
+                                 (g.block * g.dv_pad + 1) / 2,
+                                 block_pairs * g.dv_pad,
+                                 g.block * g.lk_pad,
+                                 g.block * g.lk_pad,
+                                 block_pairs * g.lk_pad,
+                                 block_pairs * g.lk_pad,
+                                 (g.block * g.lk_pad + 1) / 2,
+                                 g.block * g.dk_pad,
+                                 g.dk * g.lk_pad,
+                                 g.dv * g.lk_pad,
+                                 g.block,
+                                 g.dk}));
+  float* keys = scratch.take(g.lk * g.dk_pad);                            // K, turned [lk][dk_pad]
+  float* keys_t = scratch.take(g.dk * g.lk_pad);                          // K^T [dk][lk_pad]
+  Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);          // K^T, row pairs: S
+  Word* key_row_pairs = take_words(scratch, key_pairs * g.dk_pad);        // K, row pairs: dQ
+  float* values_t = scratch.take(g.dv * g.lk_pad);                        // V^T [dv][lk_pad]
   Word* value_pairs_t = take_words(scratch, value_dim_pairs * g.lk_pad);  // V^T, row pairs
-  float* queries = scratch.take(g.block * g.dk_pad);                   // scale * Q block
+  float* queries = scratch.take(g.block * g.dk_pad);                      // scale * Q block
   Half* queries_bf16 = take_halves(scratch, g.block * g.dk_pad);
-  Word* query_pairs = take_words(scratch, block_pairs * g.dk_pad);     // Q, row pairs: dK^T
-  float* grad_mixed = scratch.take(g.block * g.dv_pad);                // dO block
+  Word* query_pairs = take_words(scratch, block_pairs * g.dk_pad);  // Q, row pairs: dK^T
+  float* grad_mixed = scratch.take(g.block * g.dv_pad);             // dO block
   Half* grad_mixed_bf16 = take_halves(scratch, g.block * g.dv_pad);
   Word* grad_mixed_pairs = take_words(scratch, block_pairs * g.dv_pad);  // dO, row pairs: dV^T
-  float* probs = scratch.take(g.block * g.lk_pad);                     // S, then dropout(P)
-  float* grad_logits = scratch.take(g.block * g.lk_pad);               // dPd, then dS
-  Word* prob_pairs = take_words(scratch, block_pairs * g.lk_pad);      // dropout(P), row pairs
+  float* probs = scratch.take(g.block * g.lk_pad);                       // S, then dropout(P)
+  float* grad_logits = scratch.take(g.block * g.lk_pad);                 // dPd, then dS
+  Word* prob_pairs = take_words(scratch, block_pairs * g.lk_pad);        // dropout(P), row pairs
   Word* grad_logit_pairs = take_words(scratch, block_pairs * g.lk_pad);  // dS, row pairs
   Half* grad_logits_bf16 = take_halves(scratch, g.block * g.lk_pad);     // dS rows
   float* grad_queries = scratch.take(g.block * g.dk_pad);
@@ -153,7 +167,7 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
       const QueryBlock blk(p, g, x, i0);
       const int64_t rows = blk.rows, visible = blk.visible, cols = blk.cols;
       if (visible == 0) {
-        zero_query_gradients(p, g, blk, x.grad_q);
+        zero_query_gradients(p, g, x, blk);
         continue;
       }
       const int64_t row_pairs = (rows + 1) / 2;
@@ -180,8 +194,8 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
       pair_up_rows(queries, rows, g.dk_pad, g.dk_pad, query_pairs, g.dk_pad);
       gemm(g.dv, cols, row_pairs, grad_mixed_pairs, 1, g.dv_pad, prob_pairs, g.lk_pad,
            grad_values_t, g.lk_pad, true);
-      gemm(g.dk, cols, row_pairs, query_pairs, 1, g.dk_pad, grad_logit_pairs, g.lk_pad,
-           grad_keys_t, g.lk_pad, true);
+      gemm(g.dk, cols, row_pairs, query_pairs, 1, g.dk_pad, grad_logit_pairs, g.lk_pad, grad_keys_t,
+           g.lk_pad, true);
       // dQ = scale dS K (dS is 0 past `visible`, so a pair straddling it adds nothing).
       gemm(rows, g.dk_pad, (visible + 1) / 2, as_words(grad_logits_bf16), g.lk_pad / 2, 1,
            key_row_pairs, g.dk_pad, grad_queries, g.dk_pad, false);

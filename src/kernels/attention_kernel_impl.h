@@ -76,7 +76,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
       const QueryBlock blk(p, g, x, i0);
       const int64_t rows = blk.rows, cols = blk.cols;
       if (blk.visible == 0) {
-        zero_query_gradients(p, g, blk, x.grad_q);
+        zero_query_gradients(p, g, x, blk);
         continue;
       }
       pack_rows(x.q + i0 * p.q.row, p.q.row, rows, g.dk, p.scale, queries, g.dk_pad, x.q_turn, i0);

@@ -382,8 +382,8 @@ void weight_gradient_row(const AttentionProblem& p, const WeightDropout& dropout
 // The block's dO rows packed into grad_mixed [rows][dv_pad], and rowsum(dO * O) per row.
 void pack_output_gradient(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
                           const QueryBlock& blk, float* grad_mixed, float* out_dot_grad) {
-  pack_rows(x.grad_out + blk.i0 * p.grad_out_row, p.grad_out_row, blk.rows, g.dv, 1.0f,
-            grad_mixed, g.dv_pad);
+  pack_rows(x.grad_out + blk.i0 * p.grad_out_row, p.grad_out_row, blk.rows, g.dv, 1.0f, grad_mixed,
+            g.dv_pad);
   for (int64_t r = 0; r < blk.rows; ++r) {
     const float* o = x.out + (blk.i0 + r) * p.out_row;
     const float* d_o = grad_mixed + r * g.dv_pad;
@@ -432,10 +432,10 @@ void store_key_value_gradients(const AttentionProblem& p, const Geometry& g, con
 }
 
 // Query rows [i0, i0 + rows) that see no key: their dQ is zero.
-void zero_query_gradients(const AttentionProblem& p, const Geometry& g, const QueryBlock& blk,
-                          float* grad_q) {
+void zero_query_gradients(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
+                          const QueryBlock& blk) {
   for (int64_t r = 0; r < blk.rows; ++r) {
-    float* row = grad_q + (blk.i0 + r) * p.grad_q.row;
+    float* row = x.grad_q + (blk.i0 + r) * p.grad_q.row;
     fill_zero(row, row + g.dk);
   }
 }

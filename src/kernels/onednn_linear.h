@@ -49,8 +49,8 @@ std::string bf16_unsupported_reason(bool cpu_has_bf16, bool have_onednn);
 
 // While alive, the products of this thread's forward passes take bf16 operands (their backward
 // too, wherever it runs): the oneDNN linear layers and, where the CPU has AVX512_BF16, the fused
-// attention kernels (fused_attention.h). Throws ConfigError (naming train.precision) on a CPU without AVX512_BF16
-// or without oneDNN, with a message saying so.
+// attention kernels (fused_attention.h). Throws ConfigError (naming train.precision) on a CPU
+// without AVX512_BF16 or without oneDNN, with a message saying so.
 class Bf16ProductsGuard {
  public:
   explicit Bf16ProductsGuard(bool enabled = true);

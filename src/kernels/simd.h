@@ -173,7 +173,8 @@ static inline VecF multiply_accumulate(VecF a, VecF b, VecF acc) { return vfmadd
 // ... or bf16 pairs (train.precision = "bf16"): a Word holds two bf16 values, the first in its low
 // half, and one VDPBF16PS step adds both products of 16 lanes' pairs to float32 sums. The
 // instruction rounds to nearest even and treats denormal inputs and results as zero, whatever
-// MXCSR says. Half: one bf16 value; may_alias, as the kernels keep both in float scratch.
+// MXCSR says. Half: one bf16 value, may_alias because the kernels write bf16 values into float
+// scratch (Scratch) and read them back as Words.
 using Word = uint32_t;
 typedef uint16_t Half __attribute__((may_alias));
 static inline __m512bh load_operand(const Word* p) {
@@ -186,7 +187,9 @@ static inline VecF multiply_accumulate(__m512bh a, __m512bh b, VecF acc) {
   return _mm512_dpbf16_ps(acc, a, b);
 }
 // 16 floats rounded to bf16, as VCVTNEPS2BF16 rounds (nearest even, denormals to zero).
-static inline __m256i vround_bf16(VecF x) { return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)); }
+static inline __m256i vround_bf16(VecF x) {
+  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x));
+}
 #endif
 
 // x itself, but a value the compiler must treat as rounded and opaque: a product passed through

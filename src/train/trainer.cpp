@@ -141,7 +141,8 @@ void train(TrainState& state, const DatasetSplit& split, const fs::path& run_dir
   const Config& config = state.config;
   const auto& t = config.train;
   configure_threads(t.threads);
-  const Bf16ProductsGuard precision(t.precision == "bf16");  // train.precision; refused without bf16
+  // train.precision; refused without bf16
+  const Bf16ProductsGuard precision(t.precision == "bf16");
   const TrainingSets sets = training_sets(split.train, config);
   const int64_t n_train = sets.fit.size();
   const int64_t steps_per_epoch = (n_train + t.batch_size - 1) / t.batch_size;
