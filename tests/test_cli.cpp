@@ -3,10 +3,13 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "kernels/fused_attention.h"
+#include "kernels/onednn_linear.h"
 #include "test_files.h"
 #include "train/safetensors.h"
 
@@ -106,6 +109,27 @@ TEST(Cli, BenchReportsThatPelabsLoopsReachEveryThread) {
   auto j = bench_eval_json(2, 0.1);
   EXPECT_EQ(j["threads"].get<int64_t>(), 2);
   EXPECT_EQ(j["parallel_threads"].get<int64_t>(), 2);
+}
+
+// train.precision = "bf16" runs the attention kernels with bf16 products where the CPU has them;
+// PELAB_FLOAT32_ATTENTION=1 keeps them float32 (bench/optimisations.sh's A/B switch).
+TEST(Cli, BenchNamesTheBf16AttentionKernelsAndTheSwitchThatKeepsFloat32) {
+  if (!cpu_has_avx512_bf16() || !onednn_available() || fused_attention_isa() != "avx512")
+    GTEST_SKIP() << "no AVX512_BF16, no oneDNN or kernels other than avx512";
+  auto attention = [](bool float32_attention) {
+    if (float32_attention) setenv("PELAB_FLOAT32_ATTENTION", "1", 1);
+    const auto r = run("bench --config " + tiny_config_file() +
+                       " train.precision=bf16 --phases eval --seconds 0.1 --warmup 0 --min-steps 1"
+                       " --json");
+    unsetenv("PELAB_FLOAT32_ATTENTION");
+    EXPECT_EQ(r.status, 0) << r.output;
+    const auto start = r.output.find('{');
+    return start == std::string::npos
+               ? std::string()
+               : nlohmann::json::parse(r.output.substr(start))["attention"].get<std::string>();
+  };
+  EXPECT_EQ(attention(false), "fused (avx512bf16)");
+  EXPECT_EQ(attention(true), "fused (avx512)");
 }
 
 TEST(Cli, PeListShowsEveryEncoding) {
