@@ -54,14 +54,14 @@ dnnl::engine& cpu_engine() {
 // Primitive creation JIT-compiles a kernel (about a millisecond); a training step reuses a few
 // dozen shapes, so each is built once.
 using PrimitiveKey = std::tuple<dnnl::memory::dims, dnnl::memory::dims, dnnl::memory::dims,
-                                dnnl::memory::dims, int, int, bool>;
+                                dnnl::memory::dims, int, int, bool, bool>;
 
 dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
-                              bool with_bias, bool relu_after) {
+                              bool with_bias, bool relu_after, bool with_addend) {
   static std::mutex mutex;
   static std::map<PrimitiveKey, dnnl::matmul> cache;
-  const PrimitiveKey key{a.dims,    a.strides,       b.dims,   b.strides,
-                         int(type), int(relu_after), with_bias};
+  const PrimitiveKey key{a.dims,    a.strides,       b.dims,    b.strides,
+                         int(type), int(relu_after), with_bias, with_addend};
   std::lock_guard<std::mutex> lock(mutex);
   auto found = cache.find(key);
   if (found != cache.end()) return found->second;
@@ -73,14 +73,13 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
                                    ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1})
                                    : dnnl::memory::desc();
   dnnl::matmul::desc desc(a_md, b_md, bias_md, c_md);
-  // ReLU as the product's epilogue: applied to each block of c while it is still in cache,
-  // instead of a separate pass over the whole result.
+  // ReLU and the addend as the product's epilogue: applied to each block of c while it is still
+  // in cache, instead of separate passes over the whole result.
   dnnl::primitive_attr attr;
-  if (relu_after) {
-    dnnl::post_ops relu;
-    relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(relu);
-  }
+  dnnl::post_ops epilogue;
+  if (relu_after) epilogue.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  if (with_addend) epilogue.append_binary(dnnl::algorithm::binary_add, c_md);
+  attr.set_post_ops(epilogue);
   dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
   cache.emplace(key, primitive);
   return primitive;
@@ -128,6 +127,14 @@ void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& 
     for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
 }
 
+// x as [rows, in] and W, as the product x W^T takes them: bf16 copies under bf16.
+std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
+                                                         const torch::Tensor& weight, bool bf16) {
+  const auto rows = x.reshape({-1, weight.size(1)});
+  if (!bf16) return {rows, weight};
+  return {bf16_copy(rows), bf16_copy(weight)};
+}
+
 // y = x W^T + b (then ReLU when `relu`) through oneDNN; backward through the same matmul. Under
 // bf16 the saved x and W are bf16 copies (half the memory of float32 ones) and dY is rounded to
 // bf16 for the products.
@@ -136,13 +143,8 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias, bool bf16,
                                bool relu) {
-    const auto in = weight.size(1), out = weight.size(0);
-    auto x2 = x.reshape({-1, in});
-    auto w = weight;
-    if (bf16) {
-      x2 = bf16_copy(x2);
-      w = bf16_copy(w);
-    }
+    const auto out = weight.size(0);
+    auto [x2, w] = product_operands(x, weight, bf16);
     auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
     const bool has_bias = bias.numel() > 0;
     onednn_matmul(x2, w.t(), has_bias ? bias : torch::Tensor(), y, relu);
@@ -219,7 +221,7 @@ bool onednn_available() {
 }
 
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
-                   torch::Tensor& c, bool relu_after) {
+                   torch::Tensor& c, bool relu_after, const torch::Tensor& addend) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "onednn_matmul: shapes ",
               a.sizes(), " and ", b.sizes(), " do not multiply");
   TORCH_CHECK(a.scalar_type() == b.scalar_type() &&
@@ -230,6 +232,9 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
               "onednn_matmul: the result must be a contiguous float32 [M, N] tensor");
   TORCH_CHECK(!bias.defined() || (bias.scalar_type() == torch::kFloat && bias.numel() == c.size(1)),
               "onednn_matmul: the bias must be float32 [N]");
+  TORCH_CHECK(!addend.defined() || (addend.scalar_type() == torch::kFloat &&
+                                    addend.is_contiguous() && addend.sizes() == c.sizes()),
+              "onednn_matmul: the addend must be a contiguous float32 [M, N] tensor");
 #ifdef PELAB_HAVE_ONEDNN
   RECORD_FUNCTION("pelab::onednn_matmul", std::vector<c10::IValue>());  // named in --profile
   if (c.numel() == 0) return;
@@ -239,12 +244,13 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
     else
       c.zero_();
     if (relu_after) c.clamp_min_(0);
+    if (addend.defined()) c.add_(addend);
     return;
   }
   const Operand oa = operand(a), ob = operand(b);
   const auto type = data_type(a);
   const auto bias_contiguous = bias.defined() ? bias.contiguous() : bias;
-  auto primitive = matmul_primitive(oa, ob, type, bias.defined(), relu_after);
+  auto primitive = matmul_primitive(oa, ob, type, bias.defined(), relu_after, addend.defined());
   const auto M = oa.dims[0], N = ob.dims[1];
   using dt = dnnl::memory::data_type;
   auto& engine = cpu_engine();
@@ -255,6 +261,11 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
   if (bias.defined())
     args.emplace(DNNL_ARG_BIAS,
                  dnnl::memory({{1, N}, dt::f32, {N, 1}}, engine, data(bias_contiguous)));
+  if (addend.defined()) {
+    const int addend_index = relu_after ? 1 : 0;  // its place among the post-ops
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(addend_index) | DNNL_ARG_SRC_1,
+                 dnnl::memory({{M, N}, dt::f32, {N, 1}}, engine, data(addend)));
+  }
   dnnl::stream stream(engine);
   primitive.execute(stream, args);
   stream.wait();
@@ -296,6 +307,25 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
     return torch::relu(torch::nn::functional::linear(x, layer->weight, layer->bias));
   return OneDnnLinearFunction::apply(x, layer->weight, bias_or_empty(layer->bias), bf16_linear,
                                      true);
+}
+
+torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
+                         const torch::Tensor& residual, bool use_onednn) {
+  const auto& weight = layer->weight;
+  const auto& bias = layer->bias;
+  const bool gradient_wanted =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()) ||
+       residual.requires_grad());
+  auto shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  if (gradient_wanted || !takes_onednn(x, weight, bias, use_onednn) ||
+      residual.scalar_type() != torch::kFloat || residual.sizes() != torch::IntArrayRef(shape))
+    return residual + linear(layer, x, use_onednn);
+  const auto [x2, w] = product_operands(x, weight, bf16_linear);
+  auto y = torch::empty({x2.size(0), weight.size(0)}, x.options().dtype(torch::kFloat));
+  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, weight.size(0)}).contiguous());
+  return y.view(shape);
 }
 
 bool cpu_has_avx512_bf16() { return kernels::bf16_converter_available(); }

@@ -20,10 +20,12 @@ namespace pelab {
 bool onednn_available();
 
 // c = a b (+ bias broadcast over rows) through one oneDNN matmul, then max(c, 0) when
-// `relu_after`. a: [M, K], b: [K, N] with any strides (a transposed view costs nothing); both
-// float32 or both bf16; bias: undefined or float32 [N]; c: float32 contiguous [M, N], overwritten.
+// `relu_after`, then + addend when it is defined. a: [M, K], b: [K, N] with any strides (a
+// transposed view costs nothing); both float32 or both bf16; bias: undefined or float32 [N];
+// addend: undefined or float32 contiguous [M, N] (not c); c: float32 contiguous [M, N],
+// overwritten.
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
-                   torch::Tensor& c, bool relu_after = false);
+                   torch::Tensor& c, bool relu_after = false, const torch::Tensor& addend = {});
 
 // x rounded to bf16 for a product (not differentiable): AVX512_BF16's converter where the CPU has
 // one (bf16_convert.h), else .to(kBFloat16). The bf16 linear layers convert x, W and dY with it.
@@ -41,6 +43,13 @@ torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x,
 // its backward shares one pass with the bias gradient; otherwise torch::relu(at::linear(..)).
 torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x,
                           bool use_onednn = true);
+
+// residual + (x W^T + b), the residual stream's update in inference. Where no gradient is
+// wanted (torch::NoGradGuard, or no input requires one) and the layer takes oneDNN, the residual
+// is added inside the product's epilogue: the same float32 sum, one pass over [B L, d] less.
+// Otherwise residual + linear(layer, x).
+torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
+                         const torch::Tensor& residual, bool use_onednn = true);
 
 // Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
 bool cpu_has_avx512_bf16();

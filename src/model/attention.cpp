@@ -32,6 +32,12 @@ torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const At
   return mixed.transpose(1, 2).reshape({B, L, H * Dv});
 }
 
+torch::Tensor project_output(const torch::nn::Linear& output, const torch::Tensor& mixed,
+                             const AttentionInputs& in, bool use_onednn) {
+  return in.residual.defined() ? linear_add(output, mixed, in.residual, use_onednn)
+                               : linear(output, mixed, use_onednn);
+}
+
 torch::Tensor positional_bias(const PositionalEncoding& pe, const torch::Tensor& positions,
                               int64_t length, int64_t layer) {
   const int64_t span = positions.size(0) == 0 ? 0 : positions[-1].item<int64_t>() + 1;
@@ -118,10 +124,11 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
   if (!rotation.defined()) std::tie(q, k) = pe_->rotate(q, k, in.positions);
   auto contextual = pe_->contextual_bias(q, k, in.additive_mask, in.layer);
   if (contextual.defined()) bias = bias.defined() ? bias + contextual : contextual;
-  return linear(output,
-                scaled_dot_product_attention(q, k, v, bias, 1.0 / std::sqrt(double(head_dim_)), in,
-                                             attention_dropout_, is_training(), fused_, rotation),
-                onednn);
+  return project_output(
+      output,
+      scaled_dot_product_attention(q, k, v, bias, 1.0 / std::sqrt(double(head_dim_)), in,
+                                   attention_dropout_, is_training(), fused_, rotation),
+      in, onednn);
 }
 
 }  // namespace pelab

@@ -32,6 +32,10 @@ struct AttentionInputs {
   // Use the explicit path even where the fused kernel could run: double back-propagation
   // (Hessian-vector products) needs autograd through every op, which the fused backward lacks.
   bool explicit_path = false;
+  // Where defined ([B, L, d_model]: the residual stream, when the block's dropout is inactive),
+  // forward returns residual + its output; in inference the output projection adds it inside
+  // its product (linear_add), a pass over the stream less.
+  torch::Tensor residual;
 };
 
 class AttentionBlock : public torch::nn::Module {
@@ -44,6 +48,10 @@ class AttentionBlock : public torch::nn::Module {
 // Returns [B, L, H * Dv].
 torch::Tensor attend(torch::Tensor logits, const torch::Tensor& values, const AttentionInputs& in,
                      double attention_dropout, bool training);
+
+// The output projection of mixed [B, L, H Dv], plus in.residual where it is defined.
+torch::Tensor project_output(const torch::nn::Linear& output, const torch::Tensor& mixed,
+                             const AttentionInputs& in, bool use_onednn);
 
 // [B, L, H * D] -> [B, H, L, D]
 torch::Tensor split_heads(const torch::Tensor& x, int64_t heads);

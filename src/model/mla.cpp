@@ -64,9 +64,11 @@ torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   const auto B = q_content.size(0), L = q_content.size(2);
   auto q = torch::cat({q_content, q_rotary.expand({B, heads_, L, rope_dim_})}, -1);
   auto k = torch::cat({k_content, k_rotary.expand({B, heads_, k_rotary.size(2), rope_dim_})}, -1);
-  return project(output, scaled_dot_product_attention(
-                             q, k, v, {}, 1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
-                             attention_dropout_, is_training(), fused_));
+  return project_output(
+      output,
+      scaled_dot_product_attention(q, k, v, {}, 1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
+                                   attention_dropout_, is_training(), fused_),
+      in, onednn);
 }
 
 }  // namespace pelab

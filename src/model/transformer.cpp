@@ -33,12 +33,21 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   auto normed = attention_norm(x);
   in.queries_from = normed;
   in.keys_from = keys_from_embeddings_ ? embeddings : normed;
-  auto h = dropout_add(x, attention->forward(in), dropout_, is_training());
+  // Without dropout the residual adds go to the output products (in inference, inside them).
+  const bool dropout_active = is_training() && dropout_ > 0;
+  torch::Tensor h;
+  if (dropout_active) {
+    h = dropout_add(x, attention->forward(in), dropout_, true);
+  } else {
+    in.residual = x;
+    h = attention->forward(in);
+  }
   // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
   const bool onednn = onednn_ && !in.explicit_path;
   auto f = gelu_ ? torch::gelu(linear(ffn_in, ffn_norm(h), onednn))
                  : linear_relu(ffn_in, ffn_norm(h), onednn);
-  return dropout_add(h, linear(ffn_out, f, onednn), dropout_, is_training());
+  return dropout_active ? dropout_add(h, linear(ffn_out, f, onednn), dropout_, true)
+                        : linear_add(ffn_out, f, h, onednn);
 }
 
 TransformerImpl::TransformerImpl(const ModelConfig& c, int64_t vocab_size, int64_t num_classes,
