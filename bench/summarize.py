@@ -80,6 +80,8 @@ def main():
     print("| --- | ---: | --- |")
     for text, value, need in targets:
         shown = f"{100 * value:.0f}%" if need < 1 else f"{value:.2f}x"
+        if need >= 1 and (round(value, 2) >= need) != (value >= need):
+            shown = f"{value:.4f}x"  # rounding would show a miss as the target itself
         print(f"| {text} | {shown} | {'yes' if value >= need else 'no'} |")
 
 

@@ -9,7 +9,8 @@
 # PRECISIONS ("fp32 bf16" where the CPU has AVX512_BF16, else "fp32"): train.precision for both
 # sides (PyTorch's bf16 is torch.autocast("cpu", dtype=torch.bfloat16)).
 # PYTORCH_AS_SHIPPED=1 runs PyTorch as Debian ships it instead: one intra-op thread and
-# libgomp's default spinning (pelab keeps its own settings).
+# libgomp's default spinning (pelab keeps its own settings). BENCH_RUNS (build/bench-runs.jsonl)
+# keeps every run's JSON, one per line, for the spread behind the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PELAB=${1:-build/pelab}
@@ -32,8 +33,9 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-torch
 fi
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+results=${BENCH_RUNS:-build/bench-runs.jsonl}
+mkdir -p "$(dirname "$results")"
+: >"$results"
 for preset in $PRESETS; do
   config=configs/bench-$preset.toml
   for pe in $PES; do
@@ -55,3 +57,4 @@ for preset in $PRESETS; do
   done
 done
 "$PYTHON" bench/summarize.py "$results"
+echo "bench: every run's numbers are in $results" >&2
