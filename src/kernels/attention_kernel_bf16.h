@@ -62,7 +62,7 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
   Scratch scratch(
       Scratch::size({g.dk * g.lk_pad, dim_pairs * g.lk_pad, g.lk * g.dv_pad, key_pairs * g.dv_pad,
                      g.block * g.dk_pad, (g.block * g.dk_pad + 1) / 2, g.block * g.lk_pad,
-                     (g.block * g.lk_pad + 1) / 2, g.block * g.dv_pad, g.dk}));
+                     (g.block * g.lk_pad + 1) / 2, g.block * g.dv_pad, kWidth * g.dk}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);                  // K^T [dk][lk_pad], turned
   Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);  // K^T, row pairs
   float* values = scratch.take(g.lk * g.dv_pad);                  // V [lk][dv_pad]
@@ -72,12 +72,12 @@ void forward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last) 
   float* logits = scratch.take(g.block * g.lk_pad);               // S, then dropout(P)
   Half* weights_bf16 = take_halves(scratch, g.block * g.lk_pad);  // dropout(P) [block][lk_pad]
   float* mixed = scratch.take(g.block * g.dv_pad);                // O block
-  float* key_row = scratch.take(g.dk);                            // one turned key row (RoPE)
+  float* key_rows = scratch.take(kWidth * g.dk);                  // a tile's turned key rows
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
     const PairOperands x(p, pair);
-    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_row);
+    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_rows);
     pair_up_rows(keys_t, g.dk, g.lk_pad, g.lk_pad, key_pairs_t, g.lk_pad);
     pack_rows(x.v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
     pair_up_rows(values, g.lk, g.dv_pad, g.dv_pad, value_pairs, g.dv_pad);
@@ -127,7 +127,7 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
                                  g.dk * g.lk_pad,
                                  g.dv * g.lk_pad,
                                  g.block,
-                                 g.dk}));
+                                 g.lk * g.dk}));
   float* keys = scratch.take(g.lk * g.dk_pad);                            // K, turned [lk][dk_pad]
   float* keys_t = scratch.take(g.dk * g.lk_pad);                          // K^T [dk][lk_pad]
   Word* key_pairs_t = take_words(scratch, dim_pairs * g.lk_pad);          // K^T, row pairs: S
@@ -149,7 +149,7 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
   float* grad_keys_t = scratch.take(g.dk * g.lk_pad);    // dK^T [dk][lk_pad], float32 sums
   float* grad_values_t = scratch.take(g.dv * g.lk_pad);  // dV^T [dv][lk_pad], float32 sums
   float* out_dot_grad = scratch.take(g.block);           // rowsum(dO * O)
-  float* key_row = scratch.take(g.dk);                   // one dK row (RoPE)
+  float* key_rows = scratch.take(g.lk * g.dk);           // dK's rows before their turn (RoPE)
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
@@ -201,7 +201,7 @@ void backward_pairs_bf16(const AttentionProblem& p, int64_t first, int64_t last,
            key_row_pairs, g.dk_pad, grad_queries, g.dk_pad, false);
       store_query_gradients(p, g, x, blk, grad_queries);
     }
-    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_row);
+    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_rows);
   }
 }
 

@@ -13,18 +13,18 @@ void forward_pairs(const AttentionProblem& p, int64_t first, int64_t last) {
   const FlushDenormalsToZero flush_denormals;
   const Geometry g(p);
   Scratch scratch(Scratch::size({g.dk * g.lk_pad, g.lk * g.dv_pad, g.block * g.dk,
-                                 g.block * g.lk_pad, g.block * g.dv_pad, g.dk}));
+                                 g.block * g.lk_pad, g.block * g.dv_pad, kWidth * g.dk}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);     // K^T [dk][lk_pad]
   float* values = scratch.take(g.lk * g.dv_pad);     // V [lk][dv_pad]
   float* queries = scratch.take(g.block * g.dk);     // scale * Q block [block][dk]
   float* logits = scratch.take(g.block * g.lk_pad);  // S, then P, then dropout(P)
   float* mixed = scratch.take(g.block * g.dv_pad);   // O block
-  float* key_row = scratch.take(g.dk);               // one turned key row (RoPE)
+  float* key_rows = scratch.take(kWidth * g.dk);     // a tile's turned key rows (RoPE)
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
     const PairOperands x(p, pair);
-    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_row);
+    pack_transposed(x.k, p.k.row, g.lk, g.dk, keys_t, g.lk_pad, x.k_turn, key_rows);
     pack_rows(x.v, p.v.row, g.lk, g.dv, 1.0f, values, g.dv_pad);
 
     for (int64_t i0 = 0; i0 < g.lq; i0 += g.block) {
@@ -47,7 +47,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   Scratch scratch(
       Scratch::size({g.dk * g.lk_pad, g.lk * g.dk_pad, g.dv * g.lk_pad, g.block * g.dk_pad,
                      g.block * g.dv_pad, g.block * g.lk_pad, g.block * g.lk_pad, g.block * g.dk_pad,
-                     g.dk * g.lk_pad, g.dv * g.lk_pad, g.block, g.dk}));
+                     g.dk * g.lk_pad, g.dv * g.lk_pad, g.block, g.lk * g.dk}));
   float* keys_t = scratch.take(g.dk * g.lk_pad);          // K^T [dk][lk_pad]
   float* keys = scratch.take(g.lk * g.dk_pad);            // K [lk][dk_pad]
   float* values_t = scratch.take(g.dv * g.lk_pad);        // V^T [dv][lk_pad]
@@ -61,7 +61,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
   float* grad_keys_t = scratch.take(g.dk * g.lk_pad);    // dK^T [dk][lk_pad]
   float* grad_values_t = scratch.take(g.dv * g.lk_pad);  // dV^T [dv][lk_pad]
   float* out_dot_grad = scratch.take(g.block);           // rowsum(dO * O)
-  float* key_row = scratch.take(g.dk);                   // one dK row (RoPE)
+  float* key_rows = scratch.take(g.lk * g.dk);           // dK's rows before their turn (RoPE)
   const WeightDropout dropout(p.dropout_p);
 
   for (int64_t pair = first; pair < last; ++pair) {
@@ -99,7 +99,7 @@ void backward_pairs(const AttentionProblem& p, int64_t first, int64_t last, floa
            g.dk_pad, false);
       store_query_gradients(p, g, x, blk, grad_queries);
     }
-    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_row);
+    store_key_value_gradients(p, g, x, grad_keys_t, grad_values_t, key_rows);
   }
 }
 

@@ -286,17 +286,30 @@ void pack_rows(const float* src, int64_t src_row, int64_t rows, int64_t dims, fl
 }
 
 // Packs the transpose: dst[d][j] = src[j][d] for j < rows (row j turned by table row j when
-// `turn` has tables, through `row_buffer`, dims floats), zero for j in [rows, ld).
+// `turn` has tables, through `row_buffer`, kWidth * dims floats), zero for j in [rows, ld).
+// Whole kWidth x kWidth tiles go through registers (vtranspose), the edges element by element.
 void pack_transposed(const float* src, int64_t src_row, int64_t rows, int64_t dims, float* dst,
                      int64_t ld, const RowTurn& turn = {}, float* row_buffer = nullptr) {
   for (int64_t d = 0; d < dims; ++d) fill_zero(dst + d * ld + rows, dst + (d + 1) * ld);
-  for (int64_t j = 0; j < rows; ++j) {
-    const float* in = src + j * src_row;
-    if (turn.cos) {
-      turn_row<false>(in, turn, j, dims, row_buffer);
-      in = row_buffer;
+  const float* row_of[kWidth];
+  for (int64_t j0 = 0; j0 < rows; j0 += kWidth) {
+    const int64_t tile_rows = min_of(kWidth, rows - j0);
+    for (int64_t r = 0; r < tile_rows; ++r) {
+      row_of[r] = src + (j0 + r) * src_row;
+      if (turn.cos) {
+        turn_row<false>(row_of[r], turn, j0 + r, dims, row_buffer + r * dims);
+        row_of[r] = row_buffer + r * dims;
+      }
     }
-    for (int64_t d = 0; d < dims; ++d) dst[d * ld + j] = in[d];
+    int64_t d0 = 0;
+    if (tile_rows == kWidth)
+      for (; d0 + kWidth <= dims; d0 += kWidth) {
+        const float* tile_of[kWidth];
+        for (int64_t r = 0; r < kWidth; ++r) tile_of[r] = row_of[r] + d0;
+        vtranspose(tile_of, dst + d0 * ld + j0, ld);
+      }
+    for (int64_t r = 0; r < tile_rows; ++r)
+      for (int64_t d = d0; d < dims; ++d) dst[d * ld + j0 + r] = row_of[r][d];
   }
 }
 
@@ -413,22 +426,41 @@ void store_output_rows(const AttentionProblem& p, const Geometry& g, const Query
     copy_floats(mixed + r * g.dv_pad, mixed + r * g.dv_pad + g.dv, out + (blk.i0 + r) * p.out_row);
 }
 
+// out[j * out_row + d] = from_t[d * ld + j] for d < dims, j < rows: a [dims][ld] transpose
+// turned back into rows, whole kWidth x kWidth tiles through registers.
+void unpack_transposed(const float* from_t, int64_t ld, int64_t dims, int64_t rows, float* out,
+                       int64_t out_row) {
+  int64_t j0 = 0;
+  for (; j0 + kWidth <= rows; j0 += kWidth) {
+    int64_t d0 = 0;
+    for (; d0 + kWidth <= dims; d0 += kWidth) {
+      const float* tile_of[kWidth];
+      for (int64_t d = 0; d < kWidth; ++d) tile_of[d] = from_t + (d0 + d) * ld + j0;
+      vtranspose(tile_of, out + j0 * out_row + d0, out_row);
+    }
+    for (int64_t j = j0; j < j0 + kWidth; ++j)
+      for (int64_t d = d0; d < dims; ++d) out[j * out_row + d] = from_t[d * ld + j];
+  }
+  for (; j0 < rows; ++j0)
+    for (int64_t d = 0; d < dims; ++d) out[j0 * out_row + d] = from_t[d * ld + j0];
+}
+
 // The pair's dK and dV from their transposes dK^T [dk][lk_pad] and dV^T [dv][lk_pad]; dK's rows
-// turned back when k rotates (through key_row, dk floats).
+// turned back when k rotates (staged in key_rows, lk * dk floats).
 void store_key_value_gradients(const AttentionProblem& p, const Geometry& g, const PairOperands& x,
                                const float* grad_keys_t, const float* grad_values_t,
-                               float* key_row) {
+                               float* key_rows) {
   const RowTurn& k_turn = x.k_turn;
   float* grad_k = p.grad_k.data + x.b * p.grad_k.batch + x.h * p.grad_k.head;
   float* grad_v = p.grad_v.data + x.b * p.grad_v.batch + x.h * p.grad_v.head;
-  for (int64_t j = 0; j < g.lk; ++j) {
-    float* to = grad_k + j * p.grad_k.row;
-    float* staged = k_turn.cos ? key_row : to;
-    for (int64_t d = 0; d < g.dk; ++d) staged[d] = grad_keys_t[d * g.lk_pad + j];
-    if (k_turn.cos) turn_row<true>(key_row, k_turn, j, g.dk, to);
-    for (int64_t d = 0; d < g.dv; ++d)
-      grad_v[j * p.grad_v.row + d] = grad_values_t[d * g.lk_pad + j];
+  if (k_turn.cos) {
+    unpack_transposed(grad_keys_t, g.lk_pad, g.dk, g.lk, key_rows, g.dk);
+    for (int64_t j = 0; j < g.lk; ++j)
+      turn_row<true>(key_rows + j * g.dk, k_turn, j, g.dk, grad_k + j * p.grad_k.row);
+  } else {
+    unpack_transposed(grad_keys_t, g.lk_pad, g.dk, g.lk, grad_k, p.grad_k.row);
   }
+  unpack_transposed(grad_values_t, g.lk_pad, g.dv, g.lk, grad_v, p.grad_v.row);
 }
 
 // Query rows [i0, i0 + rows) that see no key: their dQ is zero.
