@@ -87,26 +87,58 @@ TEST(OnednnEpilogue, LinearAddIsTheSameBitsWithAndWithoutGradients) {
 }
 
 // Whole models in evaluation: without gradients the residual adds run in the products'
-// epilogues; with gradients enabled they run after them. The logits are the same bits, for
-// keys from the residual stream and from the embeddings, and for MLA.
+// epilogues (and under bf16 the FFN's hidden layer leaves its product as bf16); with gradients
+// enabled they run after them, through float32 hidden layers. The logits are the same bits,
+// fp32 and bf16, for keys from the residual stream and from the embeddings, and for MLA.
 TEST(OnednnEpilogue, EvaluationLogitsAreTheSameBitsWithAndWithoutGradients) {
   torch::manual_seed(7);
   auto lengths = torch::tensor({11, 6}, torch::kLong);
   auto valid = torch::arange(11).unsqueeze(0) < lengths.unsqueeze(1);
   auto tokens = torch::randint(1, 30, {2, 11}, torch::kLong) * valid.to(torch::kLong);
-  for (const std::string pe : {"rope", "alibi", "mla", "sinusoidal"}) {
-    for (const std::string kv_source : {"residual", "embedding"}) {
-      ModelConfig c = test_fixtures::small_model_config(pe, "padding");
-      c.kv_source = kv_source;
-      c.dropout = 0.1;  // inactive in evaluation
-      torch::manual_seed(8);
-      Transformer model(c, 30, 4, 11);
-      model->eval();
-      const auto with_gradients = model->forward(tokens, lengths);
-      ASSERT_TRUE(with_gradients.requires_grad());
-      torch::NoGradGuard no_grad;
-      const auto inference = model->forward(tokens, lengths);
-      EXPECT_TRUE(torch::equal(inference, with_gradients.detach())) << pe << " kv=" << kv_source;
+  std::vector<bool> precisions{false};
+  if (onednn_available() && cpu_has_avx512_bf16()) precisions.push_back(true);
+  for (bool bf16 : precisions) {
+    const Bf16ProductsGuard guard(bf16);
+    for (const std::string pe : {"rope", "alibi", "mla", "sinusoidal"}) {
+      for (const std::string kv_source : {"residual", "embedding"}) {
+        ModelConfig c = test_fixtures::small_model_config(pe, "padding");
+        c.kv_source = kv_source;
+        c.dropout = 0.1;  // inactive in evaluation
+        torch::manual_seed(8);
+        Transformer model(c, 30, 4, 11);
+        model->eval();
+        const auto with_gradients = model->forward(tokens, lengths);
+        ASSERT_TRUE(with_gradients.requires_grad());
+        torch::NoGradGuard no_grad;
+        const auto inference = model->forward(tokens, lengths);
+        EXPECT_TRUE(torch::equal(inference, with_gradients.detach()))
+            << pe << " kv=" << kv_source << " bf16=" << bf16;
+      }
     }
+  }
+}
+
+// The FFN's inference path under bf16 (hidden layer written bf16 by the first product) against
+// the layers one by one with gradients: the same bits, on odd row counts and a 3-D input.
+TEST(OnednnEpilogue, FeedForwardAddIsTheSameBitsAsTheLayersOneByOne) {
+  if (!onednn_available() || !cpu_has_avx512_bf16()) GTEST_SKIP() << "no bf16 products here";
+  torch::manual_seed(9);
+  torch::nn::Linear first(24, 72), second(72, 24);
+  for (int64_t rows : {1, 7, 130}) {
+    const auto x = torch::randn({rows, 3, 24});
+    const auto residual = torch::randn({rows, 3, 24});
+    const Bf16ProductsGuard guard(true);
+    const auto layered = linear_add(second, linear_relu(first, x), residual);
+    ASSERT_TRUE(layered.requires_grad());
+    torch::NoGradGuard no_grad;
+    const auto fused = feed_forward_add(first, second, x, residual);
+    EXPECT_TRUE(torch::equal(fused, layered.detach())) << rows << " rows";
+    // and both are the float32 FFN within bf16's rounding
+    const Bf16ProductsGuard fp32(false);
+    const auto reference = residual + second(torch::relu(first(x)));
+    EXPECT_LT((fused - reference).abs().max().item<double>(),
+              0.05 * reference.abs().max().item<double>())
+        << rows << " rows";
+    EXPECT_FALSE(torch::equal(fused, reference)) << "bf16 products left no trace: " << rows;
   }
 }

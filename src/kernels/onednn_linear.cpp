@@ -54,21 +54,22 @@ dnnl::engine& cpu_engine() {
 // Primitive creation JIT-compiles a kernel (about a millisecond); a training step reuses a few
 // dozen shapes, so each is built once.
 using PrimitiveKey = std::tuple<dnnl::memory::dims, dnnl::memory::dims, dnnl::memory::dims,
-                                dnnl::memory::dims, int, int, bool, bool>;
+                                dnnl::memory::dims, int, int, int, bool, bool>;
 
 dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
-                              bool with_bias, bool relu_after, bool with_addend) {
+                              dnnl::memory::data_type result_type, bool with_bias, bool relu_after,
+                              bool with_addend) {
   static std::mutex mutex;
   static std::map<PrimitiveKey, dnnl::matmul> cache;
-  const PrimitiveKey key{a.dims,    a.strides,       b.dims,    b.strides,
-                         int(type), int(relu_after), with_bias, with_addend};
+  const PrimitiveKey key{a.dims,           a.strides,       b.dims,    b.strides,  int(type),
+                         int(result_type), int(relu_after), with_bias, with_addend};
   std::lock_guard<std::mutex> lock(mutex);
   auto found = cache.find(key);
   if (found != cache.end()) return found->second;
   using dt = dnnl::memory::data_type;
   const auto M = a.dims[0], N = b.dims[1];
   dnnl::memory::desc a_md(a.dims, type, a.strides), b_md(b.dims, type, b.strides);
-  dnnl::memory::desc c_md({M, N}, dt::f32, dnnl::memory::dims{N, 1});
+  dnnl::memory::desc c_md({M, N}, result_type, dnnl::memory::dims{N, 1});
   dnnl::memory::desc bias_md = with_bias
                                    ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1})
                                    : dnnl::memory::desc();
@@ -78,7 +79,9 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
   dnnl::primitive_attr attr;
   dnnl::post_ops epilogue;
   if (relu_after) epilogue.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-  if (with_addend) epilogue.append_binary(dnnl::algorithm::binary_add, c_md);
+  if (with_addend)
+    epilogue.append_binary(dnnl::algorithm::binary_add,
+                           dnnl::memory::desc({M, N}, dt::f32, dnnl::memory::dims{N, 1}));
   attr.set_post_ops(epilogue);
   dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
   cache.emplace(key, primitive);
@@ -227,9 +230,11 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
   TORCH_CHECK(a.scalar_type() == b.scalar_type() &&
                   (a.scalar_type() == torch::kFloat || a.scalar_type() == torch::kBFloat16),
               "onednn_matmul: operands must both be float32 or both bf16");
-  TORCH_CHECK(c.scalar_type() == torch::kFloat && c.is_contiguous() &&
-                  c.sizes() == torch::IntArrayRef({a.size(0), b.size(1)}),
-              "onednn_matmul: the result must be a contiguous float32 [M, N] tensor");
+  TORCH_CHECK((c.scalar_type() == torch::kFloat ||
+               (c.scalar_type() == torch::kBFloat16 && a.scalar_type() == torch::kBFloat16)) &&
+                  c.is_contiguous() && c.sizes() == torch::IntArrayRef({a.size(0), b.size(1)}),
+              "onednn_matmul: the result must be a contiguous [M, N] tensor, float32 (or bf16 "
+              "for bf16 operands)");
   TORCH_CHECK(!bias.defined() || (bias.scalar_type() == torch::kFloat && bias.numel() == c.size(1)),
               "onednn_matmul: the bias must be float32 [N]");
   TORCH_CHECK(!addend.defined() || (addend.scalar_type() == torch::kFloat &&
@@ -247,17 +252,19 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
     if (addend.defined()) c.add_(addend);
     return;
   }
+  const auto result_type = data_type(c);
   const Operand oa = operand(a), ob = operand(b);
   const auto type = data_type(a);
   const auto bias_contiguous = bias.defined() ? bias.contiguous() : bias;
-  auto primitive = matmul_primitive(oa, ob, type, bias.defined(), relu_after, addend.defined());
+  auto primitive =
+      matmul_primitive(oa, ob, type, result_type, bias.defined(), relu_after, addend.defined());
   const auto M = oa.dims[0], N = ob.dims[1];
   using dt = dnnl::memory::data_type;
   auto& engine = cpu_engine();
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({oa.dims, type, oa.strides}, engine, data(oa.tensor))},
       {DNNL_ARG_WEIGHTS, dnnl::memory({ob.dims, type, ob.strides}, engine, data(ob.tensor))},
-      {DNNL_ARG_DST, dnnl::memory({{M, N}, dt::f32, {N, 1}}, engine, data(c))}};
+      {DNNL_ARG_DST, dnnl::memory({{M, N}, result_type, {N, 1}}, engine, data(c))}};
   if (bias.defined())
     args.emplace(DNNL_ARG_BIAS,
                  dnnl::memory({{1, N}, dt::f32, {N, 1}}, engine, data(bias_contiguous)));
@@ -309,23 +316,65 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
                                      true);
 }
 
+namespace {
+
+bool gradient_wanted(std::initializer_list<torch::Tensor> inputs) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+// residual + x2 W^T + b with the add in the product's epilogue; x2: [rows, in] (the product's
+// operand, bf16 under bf16), w as product_operands gives it; the result shaped `shape`.
+torch::Tensor product_add(const torch::Tensor& x2, const torch::Tensor& w,
+                          const torch::Tensor& bias, const torch::Tensor& residual,
+                          const std::vector<int64_t>& shape) {
+  auto y = torch::empty({x2.size(0), w.size(0)}, residual.options());
+  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, w.size(0)}).contiguous());
+  return y.view(shape);
+}
+
+std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
+  auto shape = x.sizes().vec();
+  shape.back() = last;
+  return shape;
+}
+
+bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape) {
+  return residual.scalar_type() == torch::kFloat && residual.device().is_cpu() &&
+         residual.sizes() == torch::IntArrayRef(shape);
+}
+
+}  // namespace
+
 torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
                          const torch::Tensor& residual, bool use_onednn) {
   const auto& weight = layer->weight;
   const auto& bias = layer->bias;
-  const bool gradient_wanted =
-      torch::GradMode::is_enabled() &&
-      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()) ||
-       residual.requires_grad());
-  auto shape = x.sizes().vec();
-  shape.back() = weight.size(0);
-  if (gradient_wanted || !takes_onednn(x, weight, bias, use_onednn) ||
-      residual.scalar_type() != torch::kFloat || residual.sizes() != torch::IntArrayRef(shape))
+  const auto shape = with_last(x, weight.size(0));
+  if (gradient_wanted({x, weight, bias, residual}) || !takes_onednn(x, weight, bias, use_onednn) ||
+      !residual_fits(residual, shape))
     return residual + linear(layer, x, use_onednn);
   const auto [x2, w] = product_operands(x, weight, bf16_linear);
-  auto y = torch::empty({x2.size(0), weight.size(0)}, x.options().dtype(torch::kFloat));
-  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, weight.size(0)}).contiguous());
-  return y.view(shape);
+  return product_add(x2, w, bias, residual, shape);
+}
+
+torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::Linear& second,
+                               const torch::Tensor& x, const torch::Tensor& residual,
+                               bool use_onednn) {
+  const auto shape = with_last(x, second->weight.size(0));
+  if (!bf16_linear ||
+      gradient_wanted({x, first->weight, first->bias, second->weight, second->bias, residual}) ||
+      !takes_onednn(x, first->weight, first->bias, use_onednn) ||
+      !takes_onednn(x, second->weight, second->bias, use_onednn) || !residual_fits(residual, shape))
+    return linear_add(second, linear_relu(first, x, use_onednn), residual, use_onednn);
+  // The hidden layer leaves the first product as bf16, rounded as the second product's operand
+  // copy would round it: the same bits without a float32 round trip through memory.
+  const auto [x2, w] = product_operands(x, first->weight, true);
+  auto hidden = torch::empty({x2.size(0), w.size(0)}, x.options().dtype(torch::kBFloat16));
+  onednn_matmul(x2, w.t(), first->bias, hidden, true);
+  return product_add(hidden, bf16_copy(second->weight), second->bias, residual, shape);
 }
 
 bool cpu_has_avx512_bf16() { return kernels::bf16_converter_available(); }

@@ -22,8 +22,8 @@ bool onednn_available();
 // c = a b (+ bias broadcast over rows) through one oneDNN matmul, then max(c, 0) when
 // `relu_after`, then + addend when it is defined. a: [M, K], b: [K, N] with any strides (a
 // transposed view costs nothing); both float32 or both bf16; bias: undefined or float32 [N];
-// addend: undefined or float32 contiguous [M, N] (not c); c: float32 contiguous [M, N],
-// overwritten.
+// addend: undefined or float32 contiguous [M, N] (not c); c: contiguous [M, N], overwritten,
+// float32, or bf16 (rounded to nearest even) when a and b are bf16.
 void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias,
                    torch::Tensor& c, bool relu_after = false, const torch::Tensor& addend = {});
 
@@ -50,6 +50,14 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
 // Otherwise residual + linear(layer, x).
 torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
                          const torch::Tensor& residual, bool use_onednn = true);
+
+// residual + (relu(x W1^T + b1) W2^T + b2), the FFN's residual update in inference: as
+// linear_add(second, linear_relu(first, x), residual), except that in inference under bf16
+// products the hidden layer leaves the first product already rounded to bf16 (the second
+// product's operand), so it never makes a float32 round trip through memory. Same bits.
+torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::Linear& second,
+                               const torch::Tensor& x, const torch::Tensor& residual,
+                               bool use_onednn = true);
 
 // Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
 bool cpu_has_avx512_bf16();
