@@ -117,28 +117,3 @@ TEST(OnednnEpilogue, EvaluationLogitsAreTheSameBitsWithAndWithoutGradients) {
     }
   }
 }
-
-// The FFN's inference path under bf16 (hidden layer written bf16 by the first product) against
-// the layers one by one with gradients: the same bits, on odd row counts and a 3-D input.
-TEST(OnednnEpilogue, FeedForwardAddIsTheSameBitsAsTheLayersOneByOne) {
-  if (!onednn_available() || !cpu_has_avx512_bf16()) GTEST_SKIP() << "no bf16 products here";
-  torch::manual_seed(9);
-  torch::nn::Linear first(24, 72), second(72, 24);
-  for (int64_t rows : {1, 7, 130}) {
-    const auto x = torch::randn({rows, 3, 24});
-    const auto residual = torch::randn({rows, 3, 24});
-    const Bf16ProductsGuard guard(true);
-    const auto layered = linear_add(second, linear_relu(first, x), residual);
-    ASSERT_TRUE(layered.requires_grad());
-    torch::NoGradGuard no_grad;
-    const auto fused = feed_forward_add(first, second, x, residual);
-    EXPECT_TRUE(torch::equal(fused, layered.detach())) << rows << " rows";
-    // and both are the float32 FFN within bf16's rounding
-    const Bf16ProductsGuard fp32(false);
-    const auto reference = residual + second(torch::relu(first(x)));
-    EXPECT_LT((fused - reference).abs().max().item<double>(),
-              0.05 * reference.abs().max().item<double>())
-        << rows << " rows";
-    EXPECT_FALSE(torch::equal(fused, reference)) << "bf16 products left no trace: " << rows;
-  }
-}

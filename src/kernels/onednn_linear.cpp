@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -12,12 +13,14 @@
 
 #include "config/config.h"
 #include "kernels/bf16_convert.h"
+#include "kernels/onednn_linear_parts.h"
 
 #ifdef PELAB_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
 namespace pelab {
+using namespace linear_parts;
 namespace {
 
 thread_local bool bf16_linear = false;
@@ -92,18 +95,29 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
 
 void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
 
+// Whether y is positive: float32, or bf16 (its bits are a float32's upper half).
+inline bool positive(float y) { return y > 0.0f; }
+inline bool positive(uint16_t y_bits) {
+  float y;
+  const uint32_t bits = uint32_t(y_bits) << 16;
+  std::memcpy(&y, &bits, sizeof y);
+  return y > 0.0f;
+}
+
 // ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
-// positive exactly where z is), db = the column sums of dz. Each fixed chunk of rows sums into
-// its own partial, and the partials are added in chunk order, so the numbers do not depend on
-// the thread count.
-void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
-                                  torch::Tensor& dz, torch::Tensor& db) {
+// positive exactly where z is; y float32 or bf16), db = the column sums of dz, and, when
+// dz_bf16 is defined, dz rounded to bf16 for the products (each row while it is in cache). Each
+// fixed chunk of rows sums into its own partial, and the partials are added in chunk order, so
+// the numbers do not depend on the thread count.
+template <typename Y>
+void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_t rows,
+                        int64_t cols, torch::Tensor& dz, torch::Tensor& db,
+                        torch::Tensor& dz_bf16) {
   constexpr int64_t kRowsPerChunk = 256;
-  const int64_t rows = y.size(0), cols = y.size(1);
   const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
   const float* __restrict g = dy.data_ptr<float>();
-  const float* __restrict out = y.data_ptr<float>();
   float* __restrict d = dz.data_ptr<float>();
+  auto* rounded = dz_bf16.defined() ? reinterpret_cast<uint16_t*>(data(dz_bf16)) : nullptr;
   const bool bias_grad = db.defined();
   std::vector<float> partial(bias_grad ? chunks * cols : 0, 0.0f);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
@@ -111,12 +125,13 @@ void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& 
       const int64_t last = std::min(rows, (chunk + 1) * kRowsPerChunk);
       for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) {
         const float* __restrict g_row = g + i * cols;
-        const float* __restrict y_row = out + i * cols;
+        const Y* __restrict y_row = out + i * cols;
         float* __restrict d_row = d + i * cols;
         for (int64_t j = 0; j < cols; ++j) {
           const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
-          d_row[j] = y_row[j] > 0.0f ? gradient : 0.0f;
+          d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
         }
+        if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
         if (!bias_grad) continue;
         float* __restrict sums = partial.data() + chunk * cols;
         for (int64_t j = 0; j < cols; ++j) sums[j] += d_row[j];
@@ -128,14 +143,6 @@ void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& 
   std::fill(total, total + cols, 0.0f);
   for (int64_t chunk = 0; chunk < chunks; ++chunk)
     for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
-}
-
-// x as [rows, in] and W, as the product x W^T takes them: bf16 copies under bf16.
-std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
-                                                         const torch::Tensor& weight, bool bf16) {
-  const auto rows = x.reshape({-1, weight.size(1)});
-  if (!bf16) return {rows, weight};
-  return {bf16_copy(rows), bf16_copy(weight)};
 }
 
 // y = x W^T + b (then ReLU when `relu`) through oneDNN; backward through the same matmul. Under
@@ -174,16 +181,16 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     const auto out = w.size(0), in = w.size(1);
     auto dy = grads[0].reshape({-1, out});
     if (dy.scalar_type() != torch::kFloat) dy = dy.to(torch::kFloat);
-    torch::Tensor dx, dw, db;
+    torch::Tensor dx, dw, db, dy_product;
     if (relu) {  // from here on dy is the gradient before the ReLU
       auto dz = torch::empty_like(dy, torch::MemoryFormat::Contiguous);
       if (bias_grad) db = torch::empty({out}, dy.options());
-      relu_backward_with_bias_grad(dy.contiguous(), saved[2], dz, db);
+      relu_backward_with_bias_grad(dy.contiguous(), saved[2], dz, db, bf16, dy_product);
       dy = dz;
     } else if (bias_grad) {
       db = dy.sum(0);
     }
-    auto dy_product = bf16 ? bf16_copy(dy) : dy;
+    if (!dy_product.defined()) dy_product = bf16 ? bf16_copy(dy) : dy;
     if (ctx->needs_input_grad(0)) {
       dx = torch::empty({dy.size(0), in}, dy.options());
       onednn_matmul(dy_product, w, {}, dx);
@@ -200,6 +207,66 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
 };
 
 }  // namespace
+
+namespace linear_parts {
+
+void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
+                                  torch::Tensor& dz, torch::Tensor& db, bool round,
+                                  torch::Tensor& dz_bf16) {
+  if (round && kernels::bf16_converter_available())
+    dz_bf16 = torch::empty(dz.sizes(), dz.options().dtype(torch::kBFloat16));
+  if (y.scalar_type() == torch::kBFloat16)
+    relu_backward_rows(dy, reinterpret_cast<const uint16_t*>(data(y)), y.size(0), y.size(1), dz,
+                       db, dz_bf16);
+  else
+    relu_backward_rows(dy, y.data_ptr<float>(), y.size(0), y.size(1), dz, db, dz_bf16);
+}
+
+std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
+  auto shape = x.sizes().vec();
+  shape.back() = last;
+  return shape;
+}
+
+std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
+                                                         const torch::Tensor& weight, bool bf16) {
+  const auto rows = x.reshape({-1, weight.size(1)});
+  if (!bf16) return {rows, weight};
+  return {bf16_copy(rows), bf16_copy(weight)};
+}
+
+bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                  bool use_onednn) {
+  return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         (!bias.defined() || bias.scalar_type() == torch::kFloat);
+}
+
+torch::Tensor bias_or_empty(const torch::Tensor& bias) {
+  return bias.defined() ? bias : torch::empty({0});
+}
+
+bool gradient_wanted(std::initializer_list<torch::Tensor> inputs) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+torch::Tensor product_add(const torch::Tensor& x2, const torch::Tensor& w,
+                          const torch::Tensor& bias, const torch::Tensor& residual,
+                          const std::vector<int64_t>& shape) {
+  auto y = torch::empty({x2.size(0), w.size(0)}, residual.options());
+  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, w.size(0)}).contiguous());
+  return y.view(shape);
+}
+
+bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape) {
+  return residual.scalar_type() == torch::kFloat && residual.device().is_cpu() &&
+         residual.sizes() == torch::IntArrayRef(shape);
+}
+
+}  // namespace linear_parts
 
 // Fixed-size pieces over the threads; each value is converted alone, so any split gives the same.
 torch::Tensor bf16_copy(const torch::Tensor& x) {
@@ -281,23 +348,6 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
 #endif
 }
 
-namespace {
-
-bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                  bool use_onednn) {
-  return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
-         x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
-         (!bias.defined() || bias.scalar_type() == torch::kFloat);
-}
-
-// LibTorch 1.13's custom Functions cannot take an undefined tensor input: no bias is passed as
-// an empty one, which forward and backward then ignore.
-torch::Tensor bias_or_empty(const torch::Tensor& bias) {
-  return bias.defined() ? bias : torch::empty({0});
-}
-
-}  // namespace
-
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      bool use_onednn) {
   if (!takes_onednn(x, weight, bias, use_onednn))
@@ -316,38 +366,6 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
                                      true);
 }
 
-namespace {
-
-bool gradient_wanted(std::initializer_list<torch::Tensor> inputs) {
-  if (!torch::GradMode::is_enabled()) return false;
-  for (const auto& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
-  return false;
-}
-
-// residual + x2 W^T + b with the add in the product's epilogue; x2: [rows, in] (the product's
-// operand, bf16 under bf16), w as product_operands gives it; the result shaped `shape`.
-torch::Tensor product_add(const torch::Tensor& x2, const torch::Tensor& w,
-                          const torch::Tensor& bias, const torch::Tensor& residual,
-                          const std::vector<int64_t>& shape) {
-  auto y = torch::empty({x2.size(0), w.size(0)}, residual.options());
-  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, w.size(0)}).contiguous());
-  return y.view(shape);
-}
-
-std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
-  auto shape = x.sizes().vec();
-  shape.back() = last;
-  return shape;
-}
-
-bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape) {
-  return residual.scalar_type() == torch::kFloat && residual.device().is_cpu() &&
-         residual.sizes() == torch::IntArrayRef(shape);
-}
-
-}  // namespace
-
 torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
                          const torch::Tensor& residual, bool use_onednn) {
   const auto& weight = layer->weight;
@@ -358,23 +376,6 @@ torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
     return residual + linear(layer, x, use_onednn);
   const auto [x2, w] = product_operands(x, weight, bf16_linear);
   return product_add(x2, w, bias, residual, shape);
-}
-
-torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::Linear& second,
-                               const torch::Tensor& x, const torch::Tensor& residual,
-                               bool use_onednn) {
-  const auto shape = with_last(x, second->weight.size(0));
-  if (!bf16_linear ||
-      gradient_wanted({x, first->weight, first->bias, second->weight, second->bias, residual}) ||
-      !takes_onednn(x, first->weight, first->bias, use_onednn) ||
-      !takes_onednn(x, second->weight, second->bias, use_onednn) || !residual_fits(residual, shape))
-    return linear_add(second, linear_relu(first, x, use_onednn), residual, use_onednn);
-  // The hidden layer leaves the first product as bf16, rounded as the second product's operand
-  // copy would round it: the same bits without a float32 round trip through memory.
-  const auto [x2, w] = product_operands(x, first->weight, true);
-  auto hidden = torch::empty({x2.size(0), w.size(0)}, x.options().dtype(torch::kBFloat16));
-  onednn_matmul(x2, w.t(), first->bias, hidden, true);
-  return product_add(hidden, bf16_copy(second->weight), second->bias, residual, shape);
 }
 
 bool cpu_has_avx512_bf16() { return kernels::bf16_converter_available(); }

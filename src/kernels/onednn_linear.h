@@ -51,14 +51,6 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
 torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
                          const torch::Tensor& residual, bool use_onednn = true);
 
-// residual + (relu(x W1^T + b1) W2^T + b2), the FFN's residual update in inference: as
-// linear_add(second, linear_relu(first, x), residual), except that in inference under bf16
-// products the hidden layer leaves the first product already rounded to bf16 (the second
-// product's operand), so it never makes a float32 round trip through memory. Same bits.
-torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::Linear& second,
-                               const torch::Tensor& x, const torch::Tensor& residual,
-                               bool use_onednn = true);
-
 // Whether this CPU multiplies bf16 natively (AVX512_BF16), which train.precision = "bf16" needs.
 bool cpu_has_avx512_bf16();
 // Why bf16 cannot run given these facts ("" when it can): the refusal Bf16ProductsGuard throws.

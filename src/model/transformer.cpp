@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fused_dropout.h"
+#include "kernels/onednn_feed_forward.h"
 #include "kernels/onednn_linear.h"
 #include "model/mla.h"
 
@@ -44,9 +45,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   }
   // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
   const bool onednn = onednn_ && !in.explicit_path;
-  if (!gelu_ && !dropout_active) return feed_forward_add(ffn_in, ffn_out, ffn_norm(h), h, onednn);
-  auto f = gelu_ ? torch::gelu(linear(ffn_in, ffn_norm(h), onednn))
-                 : linear_relu(ffn_in, ffn_norm(h), onednn);
+  if (!gelu_)
+    return dropout_active
+               ? dropout_add(h, feed_forward(ffn_in, ffn_out, ffn_norm(h), onednn), dropout_, true)
+               : feed_forward_add(ffn_in, ffn_out, ffn_norm(h), h, onednn);
+  auto f = torch::gelu(linear(ffn_in, ffn_norm(h), onednn));
   return dropout_active ? dropout_add(h, linear(ffn_out, f, onednn), dropout_, true)
                         : linear_add(ffn_out, f, h, onednn);
 }
