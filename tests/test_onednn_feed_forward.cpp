@@ -43,9 +43,9 @@ FfnGradients run_ffn(torch::nn::Linear& first, torch::nn::Linear& second, const 
 
 }  // namespace
 
-// Training: output and the gradients of x, W1, b1, W2 and b2 are the layers' own bits, for row
-// counts below, at and past one chunk of the ReLU backward (256 rows); and the gradients are
-// the float32 FFN's within bf16's rounding.
+// Training: output and the gradients of x, W1, b1, W2 and b2 are the layers' own bits, for 3, 21
+// and 900 rows (one chunk of the ReLU backward, 256 rows, and four); and the gradients are the
+// float32 FFN's within bf16's rounding.
 TEST(OnednnFeedForward, Bf16TrainingIsTheSameBitsAsTheLayersOneByOne) {
   if (!bf16_products_here()) GTEST_SKIP() << "no bf16 products here";
   torch::manual_seed(11);
