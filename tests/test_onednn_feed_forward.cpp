@@ -34,11 +34,15 @@ FfnGradients run_ffn(torch::nn::Linear& first, torch::nn::Linear& second, const 
   for (auto& p : first->parameters()) p.mutable_grad() = torch::Tensor();
   for (auto& p : second->parameters()) p.mutable_grad() = torch::Tensor();
   auto input = x.detach().clone().requires_grad_(true);
-  auto output = as_one_unit ? feed_forward(first, second, input)
-                            : linear(second, linear_relu(first, input));
+  auto output =
+      as_one_unit ? feed_forward(first, second, input) : linear(second, linear_relu(first, input));
   output.backward(upstream);
-  return {output.detach(),         input.grad(),          first->weight.grad().clone(),
-          first->bias.grad().clone(), second->weight.grad().clone(), second->bias.grad().clone()};
+  return {output.detach(),
+          input.grad(),
+          first->weight.grad().clone(),
+          first->bias.grad().clone(),
+          second->weight.grad().clone(),
+          second->bias.grad().clone()};
 }
 
 }  // namespace
@@ -61,9 +65,12 @@ TEST(OnednnFeedForward, Bf16TrainingIsTheSameBitsAsTheLayersOneByOne) {
     }
     const auto reference = run_ffn(first, second, x, upstream, false);  // float32
     const std::vector<std::pair<const char*, std::pair<torch::Tensor, torch::Tensor>>> pairs{
-        {"output", {unit.output, layers.output}}, {"dx", {unit.x, layers.x}},
-        {"dW1", {unit.w1, layers.w1}},            {"db1", {unit.b1, layers.b1}},
-        {"dW2", {unit.w2, layers.w2}},            {"db2", {unit.b2, layers.b2}}};
+        {"output", {unit.output, layers.output}},
+        {"dx", {unit.x, layers.x}},
+        {"dW1", {unit.w1, layers.w1}},
+        {"db1", {unit.b1, layers.b1}},
+        {"dW2", {unit.w2, layers.w2}},
+        {"db2", {unit.b2, layers.b2}}};
     const std::vector<torch::Tensor> float32{reference.output, reference.x,  reference.w1,
                                              reference.b1,     reference.w2, reference.b2};
     for (size_t i = 0; i < pairs.size(); ++i) {

@@ -17,13 +17,11 @@ class Bf16FeedForwardFunction : public torch::autograd::Function<Bf16FeedForward
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& w1, const torch::Tensor& b1,
                                const torch::Tensor& w2, const torch::Tensor& b2) {
-    auto [x2, w1_bf16] = product_operands(x, w1, true);
-    auto hidden = torch::empty({x2.size(0), w1.size(0)}, x.options().dtype(torch::kBFloat16));
-    onednn_matmul(x2, w1_bf16.t(), b1.numel() > 0 ? b1 : torch::Tensor(), hidden, true);
+    const auto first = bf16_hidden_layer(x, w1, b1.numel() > 0 ? b1 : torch::Tensor());
     auto w2_bf16 = bf16_copy(w2);
-    auto y = torch::empty({x2.size(0), w2.size(0)}, x.options().dtype(torch::kFloat));
-    onednn_matmul(hidden, w2_bf16.t(), b2.numel() > 0 ? b2 : torch::Tensor(), y);
-    ctx->save_for_backward({x2, w1_bf16, hidden, w2_bf16});
+    auto y = torch::empty({first.x.size(0), w2.size(0)}, x.options().dtype(torch::kFloat));
+    onednn_matmul(first.hidden, w2_bf16.t(), b2.numel() > 0 ? b2 : torch::Tensor(), y);
+    ctx->save_for_backward({first.x, first.weight, first.hidden, w2_bf16});
     ctx->saved_data["has_b1"] = b1.numel() > 0;
     ctx->saved_data["has_b2"] = b2.numel() > 0;
     return y.view(with_last(x, w2.size(0)));
@@ -49,9 +47,7 @@ class Bf16FeedForwardFunction : public torch::autograd::Function<Bf16FeedForward
       auto dz = torch::empty_like(dh);
       if (ctx->saved_data["has_b1"].toBool() && ctx->needs_input_grad(2))
         db1 = torch::empty({hidden.size(1)}, dy.options());
-      torch::Tensor dz_bf16;
-      relu_backward_with_bias_grad(dh, hidden, dz, db1, true, dz_bf16);
-      if (!dz_bf16.defined()) dz_bf16 = bf16_copy(dz);
+      const auto dz_bf16 = relu_backward_with_bias_grad(dh, hidden, dz, db1, true);
       if (ctx->needs_input_grad(0)) {
         dx = torch::empty({dz.size(0), w1_bf16.size(1)}, dy.options());
         onednn_matmul(dz_bf16, w1_bf16, {}, dx);
@@ -88,10 +84,8 @@ torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::
     return linear_add(second, linear_relu(first, x, use_onednn), residual, use_onednn);
   // The hidden layer leaves the first product as bf16, rounded as the second product's operand
   // copy would round it: the same bits without a float32 round trip through memory.
-  const auto [x2, w] = product_operands(x, first->weight, true);
-  auto hidden = torch::empty({x2.size(0), w.size(0)}, x.options().dtype(torch::kBFloat16));
-  onednn_matmul(x2, w.t(), first->bias, hidden, true);
-  return product_add(hidden, bf16_copy(second->weight), second->bias, residual, shape);
+  return product_add(bf16_hidden_layer(x, first->weight, first->bias).hidden,
+                     bf16_copy(second->weight), second->bias, residual, shape);
 }
 
 }  // namespace pelab

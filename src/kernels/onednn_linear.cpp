@@ -112,7 +112,7 @@ inline bool positive(uint16_t y_bits) {
 template <typename Y>
 void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_t rows,
                         int64_t cols, torch::Tensor& dz, torch::Tensor& db,
-                        torch::Tensor& dz_bf16) {
+                        const torch::Tensor& dz_bf16) {
   constexpr int64_t kRowsPerChunk = 256;
   const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
   const float* __restrict g = dy.data_ptr<float>();
@@ -185,12 +185,13 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
     if (relu) {  // from here on dy is the gradient before the ReLU
       auto dz = torch::empty_like(dy, torch::MemoryFormat::Contiguous);
       if (bias_grad) db = torch::empty({out}, dy.options());
-      relu_backward_with_bias_grad(dy.contiguous(), saved[2], dz, db, bf16, dy_product);
+      dy_product = relu_backward_with_bias_grad(dy.contiguous(), saved[2], dz, db, bf16);
       dy = dz;
-    } else if (bias_grad) {
-      db = dy.sum(0);
+      if (!bf16) dy_product = dy;
+    } else {
+      if (bias_grad) db = dy.sum(0);
+      dy_product = bf16 ? bf16_copy(dy) : dy;
     }
-    if (!dy_product.defined()) dy_product = bf16 ? bf16_copy(dy) : dy;
     if (ctx->needs_input_grad(0)) {
       dx = torch::empty({dy.size(0), in}, dy.options());
       onednn_matmul(dy_product, w, {}, dx);
@@ -210,16 +211,19 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
 
 namespace linear_parts {
 
-void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
-                                  torch::Tensor& dz, torch::Tensor& db, bool round,
-                                  torch::Tensor& dz_bf16) {
-  if (round && kernels::bf16_converter_available())
-    dz_bf16 = torch::empty(dz.sizes(), dz.options().dtype(torch::kBFloat16));
+torch::Tensor relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
+                                           torch::Tensor& dz, torch::Tensor& db, bool round) {
+  // Rounded in the same pass where the CPU has the converter; otherwise after it.
+  const bool round_in_pass = round && kernels::bf16_converter_available();
+  torch::Tensor dz_bf16;
+  if (round_in_pass) dz_bf16 = torch::empty(dz.sizes(), dz.options().dtype(torch::kBFloat16));
   if (y.scalar_type() == torch::kBFloat16)
-    relu_backward_rows(dy, reinterpret_cast<const uint16_t*>(data(y)), y.size(0), y.size(1), dz,
-                       db, dz_bf16);
+    relu_backward_rows(dy, reinterpret_cast<const uint16_t*>(data(y)), y.size(0), y.size(1), dz, db,
+                       dz_bf16);
   else
     relu_backward_rows(dy, y.data_ptr<float>(), y.size(0), y.size(1), dz, db, dz_bf16);
+  if (round && !round_in_pass) dz_bf16 = bf16_copy(dz);
+  return dz_bf16;
 }
 
 std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
@@ -233,6 +237,14 @@ std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
   const auto rows = x.reshape({-1, weight.size(1)});
   if (!bf16) return {rows, weight};
   return {bf16_copy(rows), bf16_copy(weight)};
+}
+
+Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& weight,
+                                  const torch::Tensor& bias) {
+  auto [x2, w] = product_operands(x, weight, true);
+  auto hidden = torch::empty({x2.size(0), w.size(0)}, x.options().dtype(torch::kBFloat16));
+  onednn_matmul(x2, w.t(), bias, hidden, true);
+  return {x2, w, hidden};
 }
 
 bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,

@@ -31,13 +31,20 @@ std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
 
 // ReLU's backward and the bias gradient in one pass over [rows, cols]: dz = dy where y > 0 (y =
 // relu(z), float32 or bf16, is positive exactly where z is), db = the column sums of dz (when
-// db is defined, float32 [cols]). With `round` set, dz_bf16 also receives dz rounded to bf16
-// for the products, each row while it is in cache, where the CPU has the converter; otherwise
-// it is left undefined and the caller rounds dz itself. The numbers do not depend on the
-// thread count.
-void relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
-                                  torch::Tensor& dz, torch::Tensor& db, bool round,
-                                  torch::Tensor& dz_bf16);
+// db is defined, float32 [cols]). With `round` set it returns dz rounded to bf16 for the
+// products, each row rounded while it is in cache where the CPU has the converter; otherwise it
+// returns an undefined tensor. The numbers do not depend on the thread count.
+torch::Tensor relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
+                                           torch::Tensor& dz, torch::Tensor& db, bool round);
+
+// The bf16 FFN's first half: x as [rows, in] rounded to bf16, W1 rounded to bf16, and
+// relu(x W1^T + b1) written by the product as bf16 [rows, hidden] (rounded as a bf16 copy of the
+// float32 result would be).
+struct Bf16HiddenLayer {
+  torch::Tensor x, weight, hidden;
+};
+Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& weight,
+                                  const torch::Tensor& bias);
 
 // Whether `residual` (float32, on the CPU, of `shape`) can be added in a product's epilogue.
 bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape);
