@@ -114,6 +114,7 @@ BenchResult run_bench(const Config& config, const BenchOptions& options) {
     Transformer model = build_model(config);
     model->eval();
     torch::NoGradGuard no_grad;
+    const PackedWeightsScope packed_weights;  // as evaluate() runs
     const int64_t batch_size = eval_batch_size(config);
     auto eval_step = [&](int64_t step) {
       const Dataset batch = batch_at(step, batch_size);

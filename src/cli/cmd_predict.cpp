@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "kernels/onednn_linear.h"
 #include "train/data_file.h"
 #include "train/trainer.h"
 
@@ -16,6 +17,7 @@ namespace {
 torch::Tensor predict_logits(Transformer& model, const Dataset& data, int64_t batch_size) {
   model->eval();
   torch::NoGradGuard no_grad;
+  const PackedWeightsScope packed_weights;  // the weights stay as they are for the whole pass
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < data.size(); start += batch_size) {
     const int64_t end = std::min(data.size(), start + batch_size);

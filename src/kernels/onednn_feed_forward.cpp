@@ -17,7 +17,7 @@ class Bf16FeedForwardFunction : public torch::autograd::Function<Bf16FeedForward
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& w1, const torch::Tensor& b1,
                                const torch::Tensor& w2, const torch::Tensor& b2) {
-    const auto first = bf16_hidden_layer(x, w1, b1.numel() > 0 ? b1 : torch::Tensor());
+    const auto first = bf16_hidden_layer(x, w1, b1.numel() > 0 ? b1 : torch::Tensor(), false);
     auto w2_bf16 = bf16_copy(w2);
     auto y = torch::empty({first.x.size(0), w2.size(0)}, x.options().dtype(torch::kFloat));
     onednn_matmul(first.hidden, w2_bf16.t(), b2.numel() > 0 ? b2 : torch::Tensor(), y);
@@ -84,8 +84,8 @@ torch::Tensor feed_forward_add(const torch::nn::Linear& first, const torch::nn::
     return linear_add(second, linear_relu(first, x, use_onednn), residual, use_onednn);
   // The hidden layer leaves the first product as bf16, rounded as the second product's operand
   // copy would round it: the same bits without a float32 round trip through memory.
-  return product_add(bf16_hidden_layer(x, first->weight, first->bias).hidden,
-                     bf16_copy(second->weight), second->bias, residual, shape);
+  return product_add(bf16_hidden_layer(x, first->weight, first->bias, true).hidden,
+                     product_weight(second->weight, true, true), second->bias, residual, shape);
 }
 
 }  // namespace pelab

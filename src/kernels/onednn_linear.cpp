@@ -25,6 +25,44 @@ namespace {
 
 thread_local bool bf16_linear = false;
 
+// What a PackedWeightsScope holds. Every weight it has seen stays referenced until the scope
+// ends, so no other tensor can take its address meanwhile: an address (with the view's shape)
+// names one weight for the scope's whole life. The products take the scope's own copies (float32
+// or bf16), never the parameters themselves, so only inference's products find them here: a
+// product with a gradient reads the parameter as it is, even inside a scope.
+struct PackedWeights {
+  struct Prepared {
+    torch::Tensor weight;   // the float32 parameter, kept alive
+    bool bf16;              // whether `operand` is its bf16 copy
+    torch::Tensor operand;  // what inference's products take: a copy of the weight
+  };
+  std::vector<Prepared> prepared;
+#ifdef PELAB_HAVE_ONEDNN
+  // Copies of operands (transposed, as the products' right side) in the layouts primitives asked
+  // for; each is made by one reorder on first use.
+  struct Packed {
+    const void* operand;
+    dnnl::memory::desc layout;
+    dnnl::memory memory;
+  };
+  std::vector<Packed> packed;
+#endif
+};
+thread_local PackedWeights* packed_weights = nullptr;
+
+bool same_view(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes() && a.strides() == b.strides();
+}
+
+// Whether b, the right side of a product, is the transpose of an operand the scope prepared.
+bool prepared_transpose(const torch::Tensor& b) {
+  if (!packed_weights || b.dim() != 2) return false;
+  const auto t = b.t();
+  for (const auto& entry : packed_weights->prepared)
+    if (same_view(entry.operand, t)) return true;
+  return false;
+}
+
 #ifdef PELAB_HAVE_ONEDNN
 
 // A 2-D operand as oneDNN sees it: sizes and strides of a row- or column-major view. Anything
@@ -55,23 +93,31 @@ dnnl::engine& cpu_engine() {
 }
 
 // Primitive creation JIT-compiles a kernel (about a millisecond); a training step reuses a few
-// dozen shapes, so each is built once.
+// dozen shapes, so each is built once. With `packed_b` the primitive reads b in the layout it
+// chooses itself (weights_layout), which PackedWeightsScope's copies are made in.
 using PrimitiveKey = std::tuple<dnnl::memory::dims, dnnl::memory::dims, dnnl::memory::dims,
-                                dnnl::memory::dims, int, int, int, bool, bool>;
+                                dnnl::memory::dims, int, int, int, bool, bool, bool>;
+struct Matmul {
+  dnnl::matmul primitive;
+  dnnl::memory::desc weights_layout;
+};
 
-dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
-                              dnnl::memory::data_type result_type, bool with_bias, bool relu_after,
-                              bool with_addend) {
+Matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::data_type type,
+                        dnnl::memory::data_type result_type, bool with_bias, bool relu_after,
+                        bool with_addend, bool packed_b) {
   static std::mutex mutex;
-  static std::map<PrimitiveKey, dnnl::matmul> cache;
-  const PrimitiveKey key{a.dims,           a.strides,       b.dims,    b.strides,  int(type),
-                         int(result_type), int(relu_after), with_bias, with_addend};
+  static std::map<PrimitiveKey, Matmul> cache;
+  const PrimitiveKey key{a.dims,           a.strides,       b.dims,    b.strides,   int(type),
+                         int(result_type), int(relu_after), with_bias, with_addend, packed_b};
   std::lock_guard<std::mutex> lock(mutex);
   auto found = cache.find(key);
   if (found != cache.end()) return found->second;
   using dt = dnnl::memory::data_type;
   const auto M = a.dims[0], N = b.dims[1];
-  dnnl::memory::desc a_md(a.dims, type, a.strides), b_md(b.dims, type, b.strides);
+  dnnl::memory::desc a_md(a.dims, type, a.strides);
+  dnnl::memory::desc b_md = packed_b
+                                ? dnnl::memory::desc(b.dims, type, dnnl::memory::format_tag::any)
+                                : dnnl::memory::desc(b.dims, type, b.strides);
   dnnl::memory::desc c_md({M, N}, result_type, dnnl::memory::dims{N, 1});
   dnnl::memory::desc bias_md = with_bias
                                    ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1})
@@ -86,75 +132,39 @@ dnnl::matmul matmul_primitive(const Operand& a, const Operand& b, dnnl::memory::
     epilogue.append_binary(dnnl::algorithm::binary_add,
                            dnnl::memory::desc({M, N}, dt::f32, dnnl::memory::dims{N, 1}));
   attr.set_post_ops(epilogue);
-  dnnl::matmul primitive(dnnl::matmul::primitive_desc(desc, attr, cpu_engine()));
-  cache.emplace(key, primitive);
-  return primitive;
+  const dnnl::matmul::primitive_desc primitive_desc(desc, attr, cpu_engine());
+  const Matmul matmul{dnnl::matmul(primitive_desc), primitive_desc.weights_desc()};
+  cache.emplace(key, matmul);
+  return matmul;
+}
+
+// The scope's copy of b (a prepared operand's transpose, in `plain`) in `layout`, made by one
+// reorder the first time a primitive asks for that layout.
+dnnl::memory packed_copy(const dnnl::memory& plain, const void* operand,
+                         const dnnl::memory::desc& layout, dnnl::stream& stream) {
+  for (const auto& entry : packed_weights->packed)
+    if (entry.operand == operand && entry.layout == layout) return entry.memory;
+  dnnl::memory copy(layout, cpu_engine());
+  dnnl::reorder(plain, copy).execute(stream, const_cast<dnnl::memory&>(plain), copy);
+  stream.wait();
+  packed_weights->packed.push_back({operand, layout, copy});
+  return copy;
 }
 
 #endif  // PELAB_HAVE_ONEDNN
 
 void* data(const torch::Tensor& t) { return const_cast<void*>(t.data_ptr()); }
 
-// Whether y is positive: float32, or bf16 (its bits are a float32's upper half).
-inline bool positive(float y) { return y > 0.0f; }
-inline bool positive(uint16_t y_bits) {
-  float y;
-  const uint32_t bits = uint32_t(y_bits) << 16;
-  std::memcpy(&y, &bits, sizeof y);
-  return y > 0.0f;
-}
-
-// ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
-// positive exactly where z is; y float32 or bf16), db = the column sums of dz, and, when
-// dz_bf16 is defined, dz rounded to bf16 for the products (each row while it is in cache). Each
-// fixed chunk of rows sums into its own partial, and the partials are added in chunk order, so
-// the numbers do not depend on the thread count.
-template <typename Y>
-void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_t rows,
-                        int64_t cols, torch::Tensor& dz, torch::Tensor& db,
-                        const torch::Tensor& dz_bf16) {
-  constexpr int64_t kRowsPerChunk = 256;
-  const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  const float* __restrict g = dy.data_ptr<float>();
-  float* __restrict d = dz.data_ptr<float>();
-  auto* rounded = dz_bf16.defined() ? reinterpret_cast<uint16_t*>(data(dz_bf16)) : nullptr;
-  const bool bias_grad = db.defined();
-  std::vector<float> partial(bias_grad ? chunks * cols : 0, 0.0f);
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t last = std::min(rows, (chunk + 1) * kRowsPerChunk);
-      for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) {
-        const float* __restrict g_row = g + i * cols;
-        const Y* __restrict y_row = out + i * cols;
-        float* __restrict d_row = d + i * cols;
-        for (int64_t j = 0; j < cols; ++j) {
-          const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
-          d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
-        }
-        if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
-        if (!bias_grad) continue;
-        float* __restrict sums = partial.data() + chunk * cols;
-        for (int64_t j = 0; j < cols; ++j) sums[j] += d_row[j];
-      }
-    }
-  });
-  if (!bias_grad) return;
-  float* __restrict total = db.data_ptr<float>();
-  std::fill(total, total + cols, 0.0f);
-  for (int64_t chunk = 0; chunk < chunks; ++chunk)
-    for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
-}
-
 // y = x W^T + b (then ReLU when `relu`) through oneDNN; backward through the same matmul. Under
 // bf16 the saved x and W are bf16 copies (half the memory of float32 ones) and dY is rounded to
-// bf16 for the products.
+// bf16 for the products. `inference`: no gradient flows through this call (product_weight).
 class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias, bool bf16,
-                               bool relu) {
+                               bool relu, bool inference) {
     const auto out = weight.size(0);
-    auto [x2, w] = product_operands(x, weight, bf16);
+    auto [x2, w] = product_operands(x, weight, bf16, inference);
     auto y = torch::empty({x2.size(0), out}, x.options().dtype(torch::kFloat));
     const bool has_bias = bias.numel() > 0;
     onednn_matmul(x2, w.t(), has_bias ? bias : torch::Tensor(), y, relu);
@@ -203,82 +213,11 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
       dw = torch::empty({out, in}, dy.options());
       onednn_matmul(dy_product.t(), x2, {}, dw);
     }
-    return {dx, dw, db, torch::Tensor(), torch::Tensor()};
+    return {dx, dw, db, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
-
-namespace linear_parts {
-
-torch::Tensor relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
-                                           torch::Tensor& dz, torch::Tensor& db, bool round) {
-  // Rounded in the same pass where the CPU has the converter; otherwise after it.
-  const bool round_in_pass = round && kernels::bf16_converter_available();
-  torch::Tensor dz_bf16;
-  if (round_in_pass) dz_bf16 = torch::empty(dz.sizes(), dz.options().dtype(torch::kBFloat16));
-  if (y.scalar_type() == torch::kBFloat16)
-    relu_backward_rows(dy, reinterpret_cast<const uint16_t*>(data(y)), y.size(0), y.size(1), dz, db,
-                       dz_bf16);
-  else
-    relu_backward_rows(dy, y.data_ptr<float>(), y.size(0), y.size(1), dz, db, dz_bf16);
-  if (round && !round_in_pass) dz_bf16 = bf16_copy(dz);
-  return dz_bf16;
-}
-
-std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
-  auto shape = x.sizes().vec();
-  shape.back() = last;
-  return shape;
-}
-
-std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
-                                                         const torch::Tensor& weight, bool bf16) {
-  const auto rows = x.reshape({-1, weight.size(1)});
-  if (!bf16) return {rows, weight};
-  return {bf16_copy(rows), bf16_copy(weight)};
-}
-
-Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& weight,
-                                  const torch::Tensor& bias) {
-  auto [x2, w] = product_operands(x, weight, true);
-  auto hidden = torch::empty({x2.size(0), w.size(0)}, x.options().dtype(torch::kBFloat16));
-  onednn_matmul(x2, w.t(), bias, hidden, true);
-  return {x2, w, hidden};
-}
-
-bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                  bool use_onednn) {
-  return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
-         x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
-         (!bias.defined() || bias.scalar_type() == torch::kFloat);
-}
-
-torch::Tensor bias_or_empty(const torch::Tensor& bias) {
-  return bias.defined() ? bias : torch::empty({0});
-}
-
-bool gradient_wanted(std::initializer_list<torch::Tensor> inputs) {
-  if (!torch::GradMode::is_enabled()) return false;
-  for (const auto& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
-  return false;
-}
-
-torch::Tensor product_add(const torch::Tensor& x2, const torch::Tensor& w,
-                          const torch::Tensor& bias, const torch::Tensor& residual,
-                          const std::vector<int64_t>& shape) {
-  auto y = torch::empty({x2.size(0), w.size(0)}, residual.options());
-  onednn_matmul(x2, w.t(), bias, y, false, residual.reshape({-1, w.size(0)}).contiguous());
-  return y.view(shape);
-}
-
-bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape) {
-  return residual.scalar_type() == torch::kFloat && residual.device().is_cpu() &&
-         residual.sizes() == torch::IntArrayRef(shape);
-}
-
-}  // namespace linear_parts
 
 // Fixed-size pieces over the threads; each value is converted alone, so any split gives the same.
 torch::Tensor bf16_copy(const torch::Tensor& x) {
@@ -335,14 +274,19 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
   const Operand oa = operand(a), ob = operand(b);
   const auto type = data_type(a);
   const auto bias_contiguous = bias.defined() ? bias.contiguous() : bias;
-  auto primitive =
-      matmul_primitive(oa, ob, type, result_type, bias.defined(), relu_after, addend.defined());
+  const bool packed_b = prepared_transpose(b);
+  const auto matmul = matmul_primitive(oa, ob, type, result_type, bias.defined(), relu_after,
+                                       addend.defined(), packed_b);
   const auto M = oa.dims[0], N = ob.dims[1];
   using dt = dnnl::memory::data_type;
   auto& engine = cpu_engine();
+  dnnl::stream stream(engine);
+  const dnnl::memory b_memory({ob.dims, type, ob.strides}, engine, data(ob.tensor));
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory({oa.dims, type, oa.strides}, engine, data(oa.tensor))},
-      {DNNL_ARG_WEIGHTS, dnnl::memory({ob.dims, type, ob.strides}, engine, data(ob.tensor))},
+      {DNNL_ARG_WEIGHTS,
+       packed_b ? packed_copy(b_memory, ob.tensor.data_ptr(), matmul.weights_layout, stream)
+                : b_memory},
       {DNNL_ARG_DST, dnnl::memory({{M, N}, result_type, {N, 1}}, engine, data(c))}};
   if (bias.defined())
     args.emplace(DNNL_ARG_BIAS,
@@ -352,8 +296,7 @@ void onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(addend_index) | DNNL_ARG_SRC_1,
                  dnnl::memory({{M, N}, dt::f32, {N, 1}}, engine, data(addend)));
   }
-  dnnl::stream stream(engine);
-  primitive.execute(stream, args);
+  matmul.primitive.execute(stream, args);
   stream.wait();
 #else
   TORCH_CHECK(false, "onednn_matmul: this build has no oneDNN");
@@ -364,7 +307,8 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
                      bool use_onednn) {
   if (!takes_onednn(x, weight, bias, use_onednn))
     return torch::nn::functional::linear(x, weight, bias);
-  return OneDnnLinearFunction::apply(x, weight, bias_or_empty(bias), bf16_linear, false);
+  return OneDnnLinearFunction::apply(x, weight, bias_or_empty(bias), bf16_linear, false,
+                                     !gradient_wanted({x, weight, bias}));
 }
 
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x, bool use_onednn) {
@@ -375,7 +319,7 @@ torch::Tensor linear_relu(const torch::nn::Linear& layer, const torch::Tensor& x
   if (!takes_onednn(x, layer->weight, layer->bias, use_onednn))
     return torch::relu(torch::nn::functional::linear(x, layer->weight, layer->bias));
   return OneDnnLinearFunction::apply(x, layer->weight, bias_or_empty(layer->bias), bf16_linear,
-                                     true);
+                                     true, !gradient_wanted({x, layer->weight, layer->bias}));
 }
 
 torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
@@ -386,8 +330,31 @@ torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
   if (gradient_wanted({x, weight, bias, residual}) || !takes_onednn(x, weight, bias, use_onednn) ||
       !residual_fits(residual, shape))
     return residual + linear(layer, x, use_onednn);
-  const auto [x2, w] = product_operands(x, weight, bf16_linear);
+  const auto [x2, w] = product_operands(x, weight, bf16_linear, true);
   return product_add(x2, w, bias, residual, shape);
+}
+
+namespace linear_parts {
+
+torch::Tensor product_weight(const torch::Tensor& weight, bool bf16, bool inference) {
+  if (!packed_weights || !inference) return bf16 ? bf16_copy(weight) : weight;
+  for (const auto& entry : packed_weights->prepared)
+    if (entry.bf16 == bf16 && same_view(entry.weight, weight)) return entry.operand;
+  auto operand = bf16 ? bf16_copy(weight) : weight.clone();
+  packed_weights->prepared.push_back({weight, bf16, operand});
+  return operand;
+}
+
+}  // namespace linear_parts
+
+PackedWeightsScope::PackedWeightsScope() : outermost_(packed_weights == nullptr) {
+  if (outermost_) packed_weights = new PackedWeights;
+}
+
+PackedWeightsScope::~PackedWeightsScope() {
+  if (!outermost_) return;
+  delete packed_weights;
+  packed_weights = nullptr;
 }
 
 bool cpu_has_avx512_bf16() { return kernels::bf16_converter_available(); }

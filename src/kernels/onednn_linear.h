@@ -73,4 +73,20 @@ class Bf16ProductsGuard {
 // Whether a Bf16ProductsGuard is alive on this thread.
 bool bf16_products_enabled();
 
+// While alive, this thread's products without a gradient (evaluation) take each weight prepared
+// once for the scope, not once per batch: its bf16 copy (under bf16 products) and its copy in the
+// blocked layout oneDNN's kernels read are made on the first batch and reused by the rest. The
+// results are the same bits. The weights must not change while it is alive (the caller's promise:
+// evaluation passes open one); a scope inside another shares the outer one's copies.
+class PackedWeightsScope {
+ public:
+  PackedWeightsScope();
+  ~PackedWeightsScope();
+  PackedWeightsScope(const PackedWeightsScope&) = delete;
+  PackedWeightsScope& operator=(const PackedWeightsScope&) = delete;
+
+ private:
+  bool outermost_;
+};
+
 }  // namespace pelab

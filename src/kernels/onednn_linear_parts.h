@@ -25,9 +25,16 @@ bool gradient_wanted(std::initializer_list<torch::Tensor> inputs);
 // x's shape with its last dimension replaced.
 std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last);
 
+// W as the product x W^T takes it: W, or its bf16 copy under bf16. For a product no gradient
+// flows through (`inference`) under a PackedWeightsScope: the scope's, prepared on first use
+// (onednn_linear.cpp). Autograd Functions' forwards always run without grad mode, so the callers
+// say which products are inference's.
+torch::Tensor product_weight(const torch::Tensor& weight, bool bf16, bool inference);
+
 // x as [rows, in] and W, as the product x W^T takes them: bf16 copies under bf16.
 std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
-                                                         const torch::Tensor& weight, bool bf16);
+                                                         const torch::Tensor& weight, bool bf16,
+                                                         bool inference);
 
 // ReLU's backward and the bias gradient in one pass over [rows, cols]: dz = dy where y > 0 (y =
 // relu(z), float32 or bf16, is positive exactly where z is), db = the column sums of dz (when
@@ -44,7 +51,7 @@ struct Bf16HiddenLayer {
   torch::Tensor x, weight, hidden;
 };
 Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& weight,
-                                  const torch::Tensor& bias);
+                                  const torch::Tensor& bias, bool inference);
 
 // Whether `residual` (float32, on the CPU, of `shape`) can be added in a product's epilogue.
 bool residual_fits(const torch::Tensor& residual, const std::vector<int64_t>& shape);

@@ -56,6 +56,7 @@ EvalResult evaluate(Transformer& model, const Dataset& data, int64_t batch_size)
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
+  const PackedWeightsScope packed_weights;  // the weights stay as they are for the whole pass
   double loss_sum = 0;
   int64_t correct = 0;
   const int64_t n = data.size();
