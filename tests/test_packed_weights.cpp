@@ -30,6 +30,21 @@ Batch random_batch(int64_t count, int64_t seed) {
   return {torch::randint(1, 30, {count, 11}, torch::kLong) * valid.to(torch::kLong), lengths};
 }
 
+// The fixtures' small model for `pe` (keys from `kv_source`), its weights drawn from `seed`.
+Transformer seeded_model(const std::string& pe, int64_t seed,
+                         const std::string& kv_source = "residual") {
+  ModelConfig c = test_fixtures::small_model_config(pe, "padding");
+  c.kv_source = kv_source;
+  torch::manual_seed(seed);
+  return Transformer(c, 30, 4, 11);
+}
+
+// Every parameter times 1.5, in place: the same addresses, other values.
+void change_weights_in_place(Transformer& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.mul_(1.5);
+}
+
 }  // namespace
 
 // Three batches (5, 5 and 2 sequences: the last one as an evaluation's short last batch) through
@@ -41,10 +56,7 @@ TEST(PackedWeights, EvaluationLogitsAreTheSameBitsAsWithoutTheScope) {
     const Bf16ProductsGuard guard(bf16);
     for (const std::string pe : {"rope", "alibi", "mla", "sinusoidal"}) {
       for (const std::string kv_source : {"residual", "embedding"}) {
-        ModelConfig c = test_fixtures::small_model_config(pe, "padding");
-        c.kv_source = kv_source;
-        torch::manual_seed(8);
-        Transformer model(c, 30, 4, 11);
+        Transformer model = seeded_model(pe, 8, kv_source);
         model->eval();
         torch::NoGradGuard no_grad;
         std::vector<torch::Tensor> plain;
@@ -64,9 +76,7 @@ TEST(PackedWeights, NothingPreparedOutlivesTheScope) {
   const Batch batch = random_batch(4, 5);
   for (bool bf16 : precisions_here()) {
     const Bf16ProductsGuard guard(bf16);
-    ModelConfig c = test_fixtures::small_model_config("rope", "padding");
-    torch::manual_seed(9);
-    Transformer model(c, 30, 4, 11);
+    Transformer model = seeded_model("rope", 9);
     model->eval();
     torch::NoGradGuard no_grad;
     torch::Tensor before;
@@ -79,7 +89,7 @@ TEST(PackedWeights, NothingPreparedOutlivesTheScope) {
       }
       EXPECT_TRUE(torch::equal(model->forward(batch.tokens, batch.lengths), before));
     }
-    for (auto& p : model->parameters()) p.mul_(1.5);  // in place: the same addresses
+    change_weights_in_place(model);
     const auto changed = model->forward(batch.tokens, batch.lengths);
     EXPECT_FALSE(torch::equal(changed, before)) << "bf16=" << bf16;
     const PackedWeightsScope scope;
@@ -95,25 +105,62 @@ TEST(PackedWeights, ProductsWithAGradientReadTheWeightsAsTheyAre) {
   const Batch batch = random_batch(4, 6);
   for (bool bf16 : precisions_here()) {
     const Bf16ProductsGuard guard(bf16);
-    ModelConfig c = test_fixtures::small_model_config("alibi", "padding");
     // The reference: the same model with the changed weights, outside any scope.
-    torch::manual_seed(10);
-    Transformer reference(c, 30, 4, 11);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : reference->parameters()) p.mul_(1.5);
-    }
+    Transformer reference = seeded_model("alibi", 10);
+    change_weights_in_place(reference);
     const auto expected = reference->forward(batch.tokens, batch.lengths);
-    torch::manual_seed(10);
-    Transformer model(c, 30, 4, 11);
+    Transformer model = seeded_model("alibi", 10);
     const PackedWeightsScope scope;
     {
       torch::NoGradGuard no_grad;
       model->forward(batch.tokens, batch.lengths);  // prepares every weight
-      for (auto& p : model->parameters()) p.mul_(1.5);
     }
+    change_weights_in_place(model);
     const auto inside = model->forward(batch.tokens, batch.lengths);
     ASSERT_TRUE(inside.requires_grad());
     EXPECT_TRUE(torch::equal(inside, expected)) << "bf16=" << bf16;
   }
+}
+
+// Only what lives as long as the scope is prepared: a weight that is no parameter (made for one
+// batch, say) is read as it is at every product, so changing it in place changes the result.
+TEST(PackedWeights, ATensorMadeForOneBatchIsNotPrepared) {
+  if (!onednn_available()) GTEST_SKIP() << "built without oneDNN";
+  torch::manual_seed(11);
+  const auto x = torch::randn({5, 8});
+  auto weight = torch::randn({6, 8});  // requires no gradient: not a parameter
+  for (bool bf16 : precisions_here()) {
+    const Bf16ProductsGuard guard(bf16);
+    torch::NoGradGuard no_grad;
+    const PackedWeightsScope scope;
+    const auto first = linear(x, weight, torch::Tensor());
+    weight.mul_(2.0);
+    const auto second = linear(x, weight, torch::Tensor());
+    EXPECT_TRUE(torch::allclose(second, 2 * first, 1e-5, 1e-6)) << "bf16=" << bf16;
+    weight.div_(2.0);
+  }
+}
+
+// concatenated_weights: once per scope where no gradient is wanted (the same tensor for the same
+// parts), torch::cat otherwise; its values are the concatenation's either way.
+TEST(PackedWeights, ConcatenatedWeightsAreMadeOncePerScope) {
+  torch::manual_seed(12);
+  auto a = torch::randn({3, 4}, torch::requires_grad());
+  auto b = torch::randn({2, 4}, torch::requires_grad());
+  const auto expected = torch::cat({a, b}).detach();
+  {
+    const PackedWeightsScope scope;
+    const auto with_gradient = concatenated_weights({a, b});
+    EXPECT_TRUE(with_gradient.requires_grad());
+    EXPECT_FALSE(with_gradient.is_same(concatenated_weights({a, b})));
+    torch::NoGradGuard no_grad;
+    const auto once = concatenated_weights({a, b});
+    EXPECT_TRUE(torch::equal(once, expected));
+    EXPECT_TRUE(once.is_same(concatenated_weights({a, b})));
+    EXPECT_FALSE(once.is_same(concatenated_weights({b, a})));
+  }
+  torch::NoGradGuard no_grad;
+  const auto outside = concatenated_weights({a, b});
+  EXPECT_TRUE(torch::equal(outside, expected));
+  EXPECT_FALSE(outside.is_same(concatenated_weights({a, b})));
 }

@@ -37,6 +37,12 @@ struct PackedWeights {
     torch::Tensor operand;  // what inference's products take: a copy of the weight
   };
   std::vector<Prepared> prepared;
+  // Weights concatenated for one product (concatenated_weights), once per scope.
+  struct Concatenated {
+    std::vector<torch::Tensor> parts;
+    torch::Tensor whole;
+  };
+  std::vector<Concatenated> concatenated;
 #ifdef PELAB_HAVE_ONEDNN
   // Copies of operands (transposed, as the products' right side) in the layouts primitives asked
   // for; each is made by one reorder on first use.
@@ -52,6 +58,13 @@ thread_local PackedWeights* packed_weights = nullptr;
 
 bool same_view(const torch::Tensor& a, const torch::Tensor& b) {
   return a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes() && a.strides() == b.strides();
+}
+
+// Whether the scope made `t` by concatenating weights.
+bool scope_concatenation(const torch::Tensor& t) {
+  for (const auto& entry : packed_weights->concatenated)
+    if (same_view(entry.whole, t)) return true;
+  return false;
 }
 
 // Whether b, the right side of a product, is the transpose of an operand the scope prepared.
@@ -337,7 +350,11 @@ torch::Tensor linear_add(const torch::nn::Linear& layer, const torch::Tensor& x,
 namespace linear_parts {
 
 torch::Tensor product_weight(const torch::Tensor& weight, bool bf16, bool inference) {
-  if (!packed_weights || !inference) return bf16 ? bf16_copy(weight) : weight;
+  // Only what lives as long as the scope is prepared: parameters (which require a gradient
+  // even where none is wanted) and the scope's own concatenations, never a tensor made for one
+  // batch, whose address the next batch's tensors may take.
+  if (!packed_weights || !inference || !(weight.requires_grad() || scope_concatenation(weight)))
+    return bf16 ? bf16_copy(weight) : weight;
   for (const auto& entry : packed_weights->prepared)
     if (entry.bf16 == bf16 && same_view(entry.weight, weight)) return entry.operand;
   auto operand = bf16 ? bf16_copy(weight) : weight.clone();
@@ -346,6 +363,19 @@ torch::Tensor product_weight(const torch::Tensor& weight, bool bf16, bool infere
 }
 
 }  // namespace linear_parts
+
+torch::Tensor concatenated_weights(const std::vector<torch::Tensor>& parts) {
+  const bool gradient = torch::GradMode::is_enabled() &&
+                        std::any_of(parts.begin(), parts.end(),
+                                    [](const torch::Tensor& t) { return t.requires_grad(); });
+  if (!packed_weights || gradient) return torch::cat(parts);
+  for (const auto& entry : packed_weights->concatenated)
+    if (std::equal(entry.parts.begin(), entry.parts.end(), parts.begin(), parts.end(), same_view))
+      return entry.whole;
+  auto whole = torch::cat(parts);
+  packed_weights->concatenated.push_back({parts, whole});
+  return whole;
+}
 
 PackedWeightsScope::PackedWeightsScope() : outermost_(packed_weights == nullptr) {
   if (outermost_) packed_weights = new PackedWeights;

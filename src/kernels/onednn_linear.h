@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace pelab {
 
@@ -73,11 +74,20 @@ class Bf16ProductsGuard {
 // Whether a Bf16ProductsGuard is alive on this thread.
 bool bf16_products_enabled();
 
+// torch::cat(parts) along the first dimension; where no gradient is wanted under a
+// PackedWeightsScope, made once for the scope (the parts' addresses name it), so that the
+// products can take it prepared like any weight.
+torch::Tensor concatenated_weights(const std::vector<torch::Tensor>& parts);
+
 // While alive, this thread's products without a gradient (evaluation) take each weight prepared
 // once for the scope, not once per batch: its bf16 copy (under bf16 products) and its copy in the
 // blocked layout oneDNN's kernels read are made on the first batch and reused by the rest. The
 // results are the same bits. The weights must not change while it is alive (the caller's promise:
 // evaluation passes open one); a scope inside another shares the outer one's copies.
+//
+// Weights a product takes concatenated (q, k and v's in one product) should come from
+// concatenated_weights, which makes the concatenation once per scope; a tensor made anew for
+// each batch is not prepared, only read as it is.
 class PackedWeightsScope {
  public:
   PackedWeightsScope();

@@ -96,8 +96,9 @@ torch::Tensor MultiHeadAttention::forward(const AttentionInputs& in) {
     // (double back-propagation) splits with split, not three narrows: its backward concatenates
     // the three gradients once, where each narrow's would zero-fill a full [B L, 3 d] gradient.
     const auto d = query->weight.size(0);
-    auto qkv = linear(in.queries_from, torch::cat({query->weight, key->weight, value->weight}),
-                      torch::cat({query->bias, key->bias, value->bias}), onednn);
+    auto qkv =
+        linear(in.queries_from, concatenated_weights({query->weight, key->weight, value->weight}),
+               concatenated_weights({query->bias, key->bias, value->bias}), onednn);
     if (!in.explicit_path && qkv.is_contiguous() && qkv.scalar_type() == torch::kFloat &&
         qkv.device().is_cpu()) {
       const auto parts = split_qkv_heads(qkv, heads_);
