@@ -5,24 +5,17 @@
 #include <gtest/gtest.h>
 
 #include "kernels/onednn_feed_forward.h"
+#include "compare.h"
 #include "kernels/onednn_linear.h"
 
 using namespace pelab;
+using namespace pelab::test_compare;
 
 namespace {
 
-bool bf16_products_here() { return onednn_available() && cpu_has_avx512_bf16(); }
-
-// ||actual - expected|| / ||expected||, in double.
-double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
-  return (actual.to(torch::kDouble) - expected.to(torch::kDouble)).norm().item<double>() /
-         expected.to(torch::kDouble).norm().item<double>();
-}
-
-// bf16 operands round to 8-bit mantissas (0.4% each). Below the ReLU (dx, dW1, db1) a few hidden
+// bf16 operands round to 8-bit mantissas (0.4% each; kBf16Tolerance). Below the ReLU (dx, dW1, db1) a few hidden
 // values within the products' rounding of 0 (about 0.3% here) change sides, and each takes its
 // whole gradient with it: an error of sqrt(0.003), about 5%, in norm.
-constexpr double kBf16Tolerance = 2e-2;
 constexpr double kBf16BelowReluTolerance = 8e-2;
 
 struct FfnGradients {

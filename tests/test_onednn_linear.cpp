@@ -6,28 +6,21 @@
 
 #include "config/config.h"
 #include "fixtures.h"
+#include "compare.h"
 #include "kernels/onednn_linear.h"
 #include "model/transformer.h"
 #include "pe/pe.h"
 
 using namespace pelab;
+using namespace pelab::test_compare;
 
 namespace {
 
 constexpr double kTolerance = 1e-5;      // relative norm error, float32
-constexpr double kBf16Tolerance = 2e-2;  // bf16 operands: 8-bit mantissas (2^-8 = 0.4 % each)
 // A whole model's gradients compound the roundings of every product on the way back (measured:
 // up to 4.5 % for the second layer's FFN in the 2-layer d_model 32 test model).
 constexpr double kBf16ModelTolerance = 0.1;
 
-double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
-  const double scale = expected.norm().item<double>();
-  const double diff =
-      (actual.to(torch::kDouble) - expected.to(torch::kDouble)).norm().item<double>();
-  return scale > 0 ? diff / scale : diff;
-}
-
-bool onednn_bf16_runs() { return onednn_available() && cpu_has_avx512_bf16(); }
 
 }  // namespace
 
@@ -109,7 +102,7 @@ TEST(OnednnLinear, ForwardAndGradientsMatchDouble) {
 TEST(OnednnLinear, LinearReluAndItsGradientsMatchTheirReferences) {
   torch::manual_seed(9);
   for (bool bf16 : {false, true}) {
-    if (bf16 && !onednn_bf16_runs()) continue;
+    if (bf16 && !bf16_products_here()) continue;
     for (bool with_bias : {true, false}) {
       torch::nn::Linear layer(torch::nn::LinearOptions(24, 40).bias(with_bias));
       auto x = torch::randn({3, 11, 24}, torch::requires_grad());
@@ -251,7 +244,7 @@ TEST(OnednnLinear, WholeModelMatchesExplicitPathForEveryPeAndMask) {
 // bf16 mixed precision: bf16 operands in the products, float32 everywhere else. Against the
 // float32 path within the bf16 tolerance, and visibly not float32 (the products did round).
 TEST(OnednnLinear, Bf16WholeModelMatchesFloat32WithinItsTolerance) {
-  if (!onednn_bf16_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
+  if (!bf16_products_here()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
   for (const std::string pe : {"rope", "alibi", "mla", "nope"}) {
     const auto bf16 = run_model(model_config(pe, "padding", true), true);
     const auto fp32 = run_model(model_config(pe, "padding", true), false);
@@ -261,7 +254,7 @@ TEST(OnednnLinear, Bf16WholeModelMatchesFloat32WithinItsTolerance) {
 }
 
 TEST(OnednnLinear, Bf16ProductsMatchDoubleWithinTheirTolerance) {
-  if (!onednn_bf16_runs()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
+  if (!bf16_products_here()) GTEST_SKIP() << "no AVX512_BF16 or no oneDNN";
   torch::manual_seed(4);
   auto x = torch::randn({70, 48}, torch::requires_grad());
   auto w = torch::randn({36, 48}, torch::requires_grad());
@@ -286,7 +279,7 @@ TEST(OnednnLinear, Bf16RefusalNamesTheMissingPiece) {
   EXPECT_NE(bf16_unsupported_reason(false, true).find("AVX512_BF16"), std::string::npos);
   EXPECT_NE(bf16_unsupported_reason(false, true).find("train.precision"), std::string::npos);
   EXPECT_NE(bf16_unsupported_reason(true, false).find("oneDNN"), std::string::npos);
-  if (!onednn_bf16_runs()) {
+  if (!bf16_products_here()) {
     EXPECT_THROW(Bf16ProductsGuard{true}, ConfigError);
   }
   EXPECT_NO_THROW(Bf16ProductsGuard{false});

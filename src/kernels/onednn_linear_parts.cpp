@@ -108,8 +108,12 @@ Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& w
 
 bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                   bool use_onednn) {
+  // A bf16 x is a bf16 LayerNorm's output (layer_norm.h), already the products' operand.
+  const bool x_type = x.scalar_type() == torch::kFloat ||
+                      (x.scalar_type() == torch::kBFloat16 && bf16_products_enabled() &&
+                       !gradient_wanted({x}));
   return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
-         x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         x_type && weight.scalar_type() == torch::kFloat &&
          (!bias.defined() || bias.scalar_type() == torch::kFloat);
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fused_dropout.h"
+#include "kernels/layer_norm.h"
 #include "kernels/onednn_feed_forward.h"
 #include "kernels/onednn_linear.h"
 #include "model/mla.h"
@@ -31,7 +32,10 @@ BlockImpl::BlockImpl(const ModelConfig& c, PositionalEncodingPtr pe)
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& embeddings,
                                  AttentionInputs in) {
-  auto normed = attention_norm(x);
+  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
+  const bool onednn = onednn_ && !in.explicit_path;
+  // Under bf16 products in inference, normed is the products' bf16 operand (layer_norm.h).
+  auto normed = layer_norm(attention_norm, x, in.explicit_path, onednn);
   in.queries_from = normed;
   in.keys_from = keys_from_embeddings_ ? embeddings : normed;
   // Without dropout the residual adds go to the output products (in inference, inside them).
@@ -43,13 +47,12 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
     in.residual = x;
     h = attention->forward(in);
   }
-  // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
-  const bool onednn = onednn_ && !in.explicit_path;
+  const auto ffn_normed = layer_norm(ffn_norm, h, in.explicit_path, onednn);
   if (!gelu_)
     return dropout_active
-               ? dropout_add(h, feed_forward(ffn_in, ffn_out, ffn_norm(h), onednn), dropout_, true)
-               : feed_forward_add(ffn_in, ffn_out, ffn_norm(h), h, onednn);
-  auto f = torch::gelu(linear(ffn_in, ffn_norm(h), onednn));
+               ? dropout_add(h, feed_forward(ffn_in, ffn_out, ffn_normed, onednn), dropout_, true)
+               : feed_forward_add(ffn_in, ffn_out, ffn_normed, h, onednn);
+  auto f = torch::gelu(linear(ffn_in, ffn_normed, onednn));
   return dropout_active ? dropout_add(h, linear(ffn_out, f, onednn), dropout_, true)
                         : linear_add(ffn_out, f, h, onednn);
 }
@@ -130,7 +133,8 @@ void TransformerImpl::run_block(ForwardState& s, int64_t layer, const torch::Ten
 }
 
 torch::Tensor TransformerImpl::finish(const ForwardState& s) {
-  auto x = final_norm.is_empty() ? s.x : final_norm(s.x);
+  auto x = final_norm.is_empty() ? s.x
+                                 : layer_norm(final_norm, s.x, s.inputs.explicit_path, false);
   torch::Tensor pooled;
   if (config_.pooling == "valid") {
     auto weights = s.valid.to(x.dtype()).unsqueeze(2);  // [B, L, 1]
