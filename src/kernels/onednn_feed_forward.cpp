@@ -35,8 +35,9 @@ class Bf16FeedForwardFunction : public torch::autograd::Function<Bf16FeedForward
     if (dy.scalar_type() != torch::kFloat) dy = dy.to(torch::kFloat);
     dy = dy.contiguous();
     torch::Tensor dx, dw1, db1, dw2, db2;
-    if (ctx->saved_data["has_b2"].toBool() && ctx->needs_input_grad(4)) db2 = dy.sum(0);
-    const auto dy_bf16 = bf16_copy(dy);
+    if (ctx->saved_data["has_b2"].toBool() && ctx->needs_input_grad(4))
+      db2 = torch::empty({dy.size(1)}, dy.options());
+    const auto dy_bf16 = bias_grad_and_bf16(dy, db2);
     if (ctx->needs_input_grad(3)) {
       dw2 = torch::empty(w2_bf16.sizes(), dy.options());
       onednn_matmul(dy_bf16.t(), hidden, {}, dw2);

@@ -212,8 +212,14 @@ class OneDnnLinearFunction : public torch::autograd::Function<OneDnnLinearFuncti
       dy = dz;
       if (!bf16) dy_product = dy;
     } else {
-      if (bias_grad) db = dy.sum(0);
-      dy_product = bf16 ? bf16_copy(dy) : dy;
+      if (bf16) {
+        dy = dy.contiguous();
+        if (bias_grad) db = torch::empty({out}, dy.options());
+        dy_product = bias_grad_and_bf16(dy, db);
+      } else {
+        if (bias_grad) db = dy.sum(0);
+        dy_product = dy;
+      }
     }
     if (ctx->needs_input_grad(0)) {
       dx = torch::empty({dy.size(0), in}, dy.options());

@@ -26,38 +26,20 @@ inline bool positive(uint16_t y_bits) {
   return y > 0.0f;
 }
 
-// ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
-// positive exactly where z is; y float32 or bf16), db = the column sums of dz, and, when
-// dz_bf16 is defined, dz rounded to bf16 for the products (each row while it is in cache). Each
-// fixed chunk of rows sums into its own partial, and the partials are added in chunk order, so
-// the numbers do not depend on the thread count.
-template <typename Y>
-void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_t rows,
-                        int64_t cols, torch::Tensor& dz, torch::Tensor& db,
-                        const torch::Tensor& dz_bf16) {
+// Runs row_pass(i, chunk_sums) for every row i over the threads, in fixed chunks of rows; where
+// db is defined, chunk_sums is the chunk's own partial of db (null otherwise), and the partials are
+// added in chunk order, so the numbers do not depend on the thread count.
+template <typename RowPass>
+void rows_summing_columns(int64_t rows, int64_t cols, torch::Tensor& db, RowPass row_pass) {
   constexpr int64_t kRowsPerChunk = 256;
   const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  const float* __restrict g = dy.data_ptr<float>();
-  float* __restrict d = dz.data_ptr<float>();
-  auto* rounded = dz_bf16.defined() ? bf16_bits(dz_bf16) : nullptr;
   const bool bias_grad = db.defined();
   std::vector<float> partial(bias_grad ? chunks * cols : 0, 0.0f);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t chunk = begin; chunk < end; ++chunk) {
+      float* sums = bias_grad ? partial.data() + chunk * cols : nullptr;
       const int64_t last = std::min(rows, (chunk + 1) * kRowsPerChunk);
-      for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) {
-        const float* __restrict g_row = g + i * cols;
-        const Y* __restrict y_row = out + i * cols;
-        float* __restrict d_row = d + i * cols;
-        for (int64_t j = 0; j < cols; ++j) {
-          const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
-          d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
-        }
-        if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
-        if (!bias_grad) continue;
-        float* __restrict sums = partial.data() + chunk * cols;
-        for (int64_t j = 0; j < cols; ++j) sums[j] += d_row[j];
-      }
+      for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) row_pass(i, sums);
     }
   });
   if (!bias_grad) return;
@@ -65,6 +47,33 @@ void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_
   std::fill(total, total + cols, 0.0f);
   for (int64_t chunk = 0; chunk < chunks; ++chunk)
     for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
+}
+
+void add_row(const float* __restrict row, int64_t cols, float* __restrict sums) {
+  for (int64_t j = 0; j < cols; ++j) sums[j] += row[j];
+}
+
+// ReLU's backward and the bias gradient in one pass: dz = dy where y > 0 (y = relu(z) is
+// positive exactly where z is; y float32 or bf16), db = the column sums of dz, and, when
+// dz_bf16 is defined, dz rounded to bf16 for the products (each row while it is in cache).
+template <typename Y>
+void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_t rows,
+                        int64_t cols, torch::Tensor& dz, torch::Tensor& db,
+                        const torch::Tensor& dz_bf16) {
+  const float* __restrict g = dy.data_ptr<float>();
+  float* __restrict d = dz.data_ptr<float>();
+  auto* rounded = dz_bf16.defined() ? bf16_bits(dz_bf16) : nullptr;
+  rows_summing_columns(rows, cols, db, [&](int64_t i, float* sums) {
+    const float* __restrict g_row = g + i * cols;
+    const Y* __restrict y_row = out + i * cols;
+    float* __restrict d_row = d + i * cols;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
+      d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
+    }
+    if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
+    if (sums) add_row(d_row, cols, sums);
+  });
 }
 
 }  // namespace
@@ -83,6 +92,23 @@ torch::Tensor relu_backward_with_bias_grad(const torch::Tensor& dy, const torch:
     relu_backward_rows(dy, y.data_ptr<float>(), y.size(0), y.size(1), dz, db, dz_bf16);
   if (round && !round_in_pass) dz_bf16 = bf16_copy(dz);
   return dz_bf16;
+}
+
+torch::Tensor bias_grad_and_bf16(const torch::Tensor& dy, torch::Tensor& db) {
+  if (!kernels::bf16_converter_available()) {
+    if (db.defined()) db = dy.sum(0);
+    return bf16_copy(dy);
+  }
+  const auto rows = dy.contiguous();
+  const int64_t cols = rows.size(1);
+  auto rounded = torch::empty(rows.sizes(), rows.options().dtype(torch::kBFloat16));
+  const float* g = rows.data_ptr<float>();
+  uint16_t* r = bf16_bits(rounded);
+  rows_summing_columns(rows.size(0), cols, db, [&](int64_t i, float* sums) {
+    kernels::convert_to_bf16(g + i * cols, r + i * cols, cols);
+    if (sums) add_row(g + i * cols, cols, sums);
+  });
+  return rounded;
 }
 
 std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {

@@ -44,6 +44,11 @@ std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
 torch::Tensor relu_backward_with_bias_grad(const torch::Tensor& dy, const torch::Tensor& y,
                                            torch::Tensor& dz, torch::Tensor& db, bool round);
 
+// dy [rows, cols] float32 rounded to bf16 for the products and, where db is defined ([cols]),
+// db = dy's column sums (the bias gradient), in one pass over dy's rows; the sums do not depend
+// on the thread count. Under bf16 products only: float32 keeps LibTorch's sum and its bits.
+torch::Tensor bias_grad_and_bf16(const torch::Tensor& dy, torch::Tensor& db);
+
 // The bf16 FFN's first half: x as [rows, in] rounded to bf16, W1 rounded to bf16, and
 // relu(x W1^T + b1) written by the product as bf16 [rows, hidden] (rounded as a bf16 copy of the
 // float32 result would be).
