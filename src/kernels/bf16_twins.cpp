@@ -31,11 +31,9 @@ std::vector<Twin>& twins() {
   return all;
 }
 
-// Activations only: a leaf that requires a gradient is a parameter, and the optimizer writes
-// parameters through raw pointers, which the version counter does not see.
 bool can_have_twin(const torch::Tensor& x) {
   return x.defined() && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-         x.has_storage() && x.numel() > 0 && !(x.is_leaf() && x.requires_grad());
+         x.has_storage() && x.numel() > 0;
 }
 
 // Drops the twins whose tensors have died (their bf16 copies go with them).

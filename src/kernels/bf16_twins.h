@@ -14,9 +14,7 @@ namespace pelab {
 torch::Tensor find_bf16_twin(const torch::Tensor& x);
 
 // Remembers `twin` (x's values rounded to bf16, any shape holding them in x's row-major order)
-// as x's bf16 twin while x lives unchanged. Forgets twins whose tensors have died. Float32 CPU
-// activations only: parameters (leaves that require a gradient) and other tensors are not
-// remembered.
+// as x's bf16 twin while x lives unchanged. Forgets twins whose tensors have died.
 void remember_bf16_twin(const torch::Tensor& x, const torch::Tensor& twin);
 
 // How many twins are remembered now (tests).
