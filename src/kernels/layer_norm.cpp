@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/bf16_twins.h"
 #include "kernels/layer_norm_rows.h"
 #include "kernels/onednn_linear.h"
 #include "kernels/onednn_linear_parts.h"
@@ -23,23 +22,16 @@ kernels::LayerNormRows rows_of(const torch::Tensor& x, const torch::Tensor& gamm
           static_cast<float>(eps)};
 }
 
-// y = LayerNorm(x) as `dtype` (float32 or bf16), and the rows' mean and rstd when asked for;
-// for float32 y, its bf16 rounding in the same pass into *twin when twin is non-null.
+// y = LayerNorm(x) as `dtype` (float32 or bf16), and the rows' mean and rstd when asked for.
 torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& gamma,
                            const torch::Tensor& beta, double eps, torch::ScalarType dtype,
-                           torch::Tensor* mean, torch::Tensor* rstd, torch::Tensor* twin = nullptr) {
+                           torch::Tensor* mean, torch::Tensor* rstd) {
   const auto p = rows_of(x, gamma, beta, eps);
   const int64_t rows = x.numel() / p.cols;
   auto y = torch::empty(x.sizes(), x.options().dtype(dtype));
   float* y_float = dtype == torch::kFloat ? y.data_ptr<float>() : nullptr;
-  torch::Tensor rounded = y;
-  if (twin && dtype == torch::kFloat) {
-    *twin = torch::empty(x.sizes(), x.options().dtype(torch::kBFloat16));
-    rounded = *twin;
-  }
-  auto* y_bf16 = rounded.scalar_type() == torch::kBFloat16
-                     ? reinterpret_cast<uint16_t*>(rounded.data_ptr<at::BFloat16>())
-                     : nullptr;
+  auto* y_bf16 = dtype == torch::kFloat ? nullptr
+                                         : reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
   float *mean_of = nullptr, *rstd_of = nullptr;
   if (mean) {
     *mean = torch::empty({rows}, x.options());
@@ -57,12 +49,10 @@ torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& gamma,
 
 class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
  public:
-  // *twin, where twin is non-null: y rounded to bf16 in the same pass, for the products y feeds.
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& gamma, const torch::Tensor& beta, double eps,
-                               torch::Tensor* twin) {
+                               const torch::Tensor& gamma, const torch::Tensor& beta, double eps) {
     torch::Tensor mean, rstd;
-    auto y = forward_rows(x, gamma, beta, eps, torch::kFloat, &mean, &rstd, twin);
+    auto y = forward_rows(x, gamma, beta, eps, torch::kFloat, &mean, &rstd);
     ctx->save_for_backward({x, gamma, beta, mean, rstd});
     ctx->saved_data["eps"] = eps;
     return y;
@@ -95,7 +85,7 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
         dg[j] += partial[2 * chunk * p.cols + j];
         db[j] += partial[(2 * chunk + 1) * p.cols + j];
       }
-    return {dx, dgamma, dbeta, torch::Tensor(), torch::Tensor()};
+    return {dx, dgamma, dbeta, torch::Tensor()};
   }
 };
 
@@ -117,15 +107,8 @@ torch::Tensor layer_norm(const torch::nn::LayerNorm& norm, const torch::Tensor& 
   if (explicit_path || !takes_row_kernels(norm, x)) return norm.ptr()->forward(x);
   const double eps = norm->options.eps();
   const auto gamma = norm->weight.contiguous(), beta = norm->bias.contiguous();
-  if (linear_parts::gradient_wanted({x, norm->weight, norm->bias})) {
-    // Training keeps y in float32 (its gradient flows in float32); the products it feeds take
-    // the bf16 twin written in the same pass instead of rounding y again (bf16_twins.h).
-    torch::Tensor twin;
-    auto y = LayerNormFunction::apply(x.contiguous(), gamma, beta, eps,
-                                      feeds_products ? &twin : nullptr);
-    if (twin.defined()) remember_bf16_twin(y, twin);
-    return y;
-  }
+  if (linear_parts::gradient_wanted({x, norm->weight, norm->bias}))
+    return LayerNormFunction::apply(x.contiguous(), gamma, beta, eps);
   torch::NoGradGuard no_grad;
   return forward_rows(x.contiguous(), gamma, beta, eps,
                       feeds_products ? torch::kBFloat16 : torch::kFloat, nullptr, nullptr);

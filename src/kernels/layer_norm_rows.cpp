@@ -56,8 +56,9 @@ void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end,
       const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), centre), scale);
       const __m512 out = _mm512_fmadd_ps(xhat, _mm512_maskz_loadu_ps(m, p.gamma + j),
                                          _mm512_maskz_loadu_ps(m, p.beta + j));
-      if (y) _mm512_mask_storeu_ps(y + i * n + j, m, out);
-      if (y_bf16)
+      if (y)
+        _mm512_mask_storeu_ps(y + i * n + j, m, out);
+      else
         _mm256_mask_storeu_epi16(y_bf16 + i * n + j, m,
                                  reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(out)));
     }

@@ -23,7 +23,7 @@ struct LayerNormRows {
 
 // Rows [begin, end): y = (x - mean) rstd gamma + beta with mean and the biased variance of the row
 // (two passes: the sum, then the squares about the mean) and rstd = 1 / sqrt(var + eps). Writes y
-// as float32 to `y` and, rounded to nearest even, as bf16 to `y_bf16`, each where non-null, and
+// as float32 to `y` or, rounded to nearest even, as bf16 to `y_bf16` (one of them non-null), and
 // each row's mean and rstd where those are non-null.
 void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end, float* y,
                              uint16_t* y_bf16, float* mean, float* rstd);

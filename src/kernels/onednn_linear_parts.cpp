@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "kernels/bf16_convert.h"
-#include "kernels/bf16_twins.h"
 #include "kernels/onednn_linear.h"
 
 namespace pelab {
@@ -122,14 +121,7 @@ std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
                                                          const torch::Tensor& weight, bool bf16,
                                                          bool inference) {
   const auto rows = x.reshape({-1, weight.size(1)});
-  if (!bf16) return {rows, product_weight(weight, false, inference)};
-  // The same x often feeds several products (bf16_twins.h): rounded once.
-  auto rounded = find_bf16_twin(x);
-  if (!rounded.defined()) {
-    rounded = bf16_copy(rows);
-    remember_bf16_twin(x, rounded);
-  }
-  return {rounded.view({-1, weight.size(1)}), product_weight(weight, true, inference)};
+  return {bf16 ? bf16_copy(rows) : rows, product_weight(weight, bf16, inference)};
 }
 
 Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& weight,

@@ -31,8 +31,7 @@ std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last);
 // say which products are inference's.
 torch::Tensor product_weight(const torch::Tensor& weight, bool bf16, bool inference);
 
-// x as [rows, in] and W, as the product x W^T takes them: bf16 copies under bf16 (x's
-// remembered bf16 twin where it has one, bf16_twins.h; else rounded now and remembered).
+// x as [rows, in] and W, as the product x W^T takes them: bf16 copies under bf16.
 std::pair<torch::Tensor, torch::Tensor> product_operands(const torch::Tensor& x,
                                                          const torch::Tensor& weight, bool bf16,
                                                          bool inference);
