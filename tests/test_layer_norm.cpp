@@ -3,7 +3,6 @@
 // output rounded, the gradients against LibTorch's LayerNorm in double, the numbers independent of
 // the thread count, and LibTorch's LayerNorm, to the bit, wherever the kernels do not run.
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
 #include "compare.h"

@@ -30,8 +30,8 @@ torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& gamma,
   const int64_t rows = x.numel() / p.cols;
   auto y = torch::empty(x.sizes(), x.options().dtype(dtype));
   float* y_float = dtype == torch::kFloat ? y.data_ptr<float>() : nullptr;
-  auto* y_bf16 = dtype == torch::kFloat ? nullptr
-                                         : reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  auto* y_bf16 =
+      dtype == torch::kFloat ? nullptr : reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
   float *mean_of = nullptr, *rstd_of = nullptr;
   if (mean) {
     *mean = torch::empty({rows}, x.options());
@@ -40,9 +40,8 @@ torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& gamma,
     rstd_of = rstd->data_ptr<float>();
   }
   at::parallel_for(0, chunks_of(rows), 1, [&](int64_t begin, int64_t end) {
-    kernels::layer_norm_forward_rows(p, begin * kRowsPerChunk,
-                                     std::min(rows, end * kRowsPerChunk), y_float, y_bf16,
-                                     mean_of, rstd_of);
+    kernels::layer_norm_forward_rows(p, begin * kRowsPerChunk, std::min(rows, end * kRowsPerChunk),
+                                     y_float, y_bf16, mean_of, rstd_of);
   });
   return y;
 }
@@ -72,11 +71,11 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
     std::vector<float> partial(2 * chunks * p.cols, 0.0f);
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t chunk = begin; chunk < end; ++chunk)
-        kernels::layer_norm_backward_rows(
-            p, dy.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-            chunk * kRowsPerChunk, std::min(rows, (chunk + 1) * kRowsPerChunk),
-            dx.data_ptr<float>(), partial.data() + 2 * chunk * p.cols,
-            partial.data() + (2 * chunk + 1) * p.cols);
+        kernels::layer_norm_backward_rows(p, dy.data_ptr<float>(), mean.data_ptr<float>(),
+                                          rstd.data_ptr<float>(), chunk * kRowsPerChunk,
+                                          std::min(rows, (chunk + 1) * kRowsPerChunk),
+                                          dx.data_ptr<float>(), partial.data() + 2 * chunk * p.cols,
+                                          partial.data() + (2 * chunk + 1) * p.cols);
     });
     auto dgamma = torch::zeros({p.cols}, x.options()), dbeta = torch::zeros({p.cols}, x.options());
     float *dg = dgamma.data_ptr<float>(), *db = dbeta.data_ptr<float>();

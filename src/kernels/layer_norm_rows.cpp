@@ -32,9 +32,8 @@ inline __mmask16 lanes_from(int64_t j, int64_t cols) {
 
 bool layer_norm_rows_available() { return bf16_converter_available(); }
 
-void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end,
-                                               float* y, uint16_t* y_bf16, float* mean,
-                                               float* rstd) {
+void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end, float* y,
+                             uint16_t* y_bf16, float* mean, float* rstd) {
   const int64_t n = p.cols;
   for (int64_t i = begin; i < end; ++i) {
     const float* x = p.x + i * n;
@@ -53,7 +52,8 @@ void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end,
     const __m512 scale = _mm512_set1_ps(row_rstd);
     for (int64_t j = 0; j < n; j += kLanes) {
       const __mmask16 m = lanes_from(j, n);
-      const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), centre), scale);
+      const __m512 xhat =
+          _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), centre), scale);
       const __m512 out = _mm512_fmadd_ps(xhat, _mm512_maskz_loadu_ps(m, p.gamma + j),
                                          _mm512_maskz_loadu_ps(m, p.beta + j));
       if (y)
@@ -67,10 +67,9 @@ void layer_norm_forward_rows(const LayerNormRows& p, int64_t begin, int64_t end,
   }
 }
 
-void layer_norm_backward_rows(const LayerNormRows& p, const float* dy,
-                                                const float* mean, const float* rstd,
-                                                int64_t begin, int64_t end, float* dx,
-                                                float* dgamma, float* dbeta) {
+void layer_norm_backward_rows(const LayerNormRows& p, const float* dy, const float* mean,
+                              const float* rstd, int64_t begin, int64_t end, float* dx,
+                              float* dgamma, float* dbeta) {
   const int64_t n = p.cols;
   for (int64_t i = begin; i < end; ++i) {
     const float* x = p.x + i * n;
@@ -96,9 +95,10 @@ void layer_norm_backward_rows(const LayerNormRows& p, const float* dy,
     // Second pass: dx.
     for (int64_t j = 0; j < n; j += kLanes) {
       const __mmask16 m = lanes_from(j, n);
-      const __m512 xhat = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), centre), scale);
-      const __m512 g =
-          _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy_row + j), _mm512_maskz_loadu_ps(m, p.gamma + j));
+      const __m512 xhat =
+          _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), centre), scale);
+      const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy_row + j),
+                                     _mm512_maskz_loadu_ps(m, p.gamma + j));
       const __m512 out = _mm512_mul_ps(
           scale, _mm512_sub_ps(_mm512_sub_ps(g, g_mean), _mm512_mul_ps(xhat, g_xhat_mean)));
       _mm512_mask_storeu_ps(dx + i * n + j, m, out);
