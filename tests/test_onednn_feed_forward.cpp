@@ -4,8 +4,8 @@
 // inference, and stay within bf16's rounding of the float32 FFN.
 #include <gtest/gtest.h>
 
-#include "kernels/onednn_feed_forward.h"
 #include "compare.h"
+#include "kernels/onednn_feed_forward.h"
 #include "kernels/onednn_linear.h"
 
 using namespace pelab;
@@ -13,9 +13,9 @@ using namespace pelab::test_compare;
 
 namespace {
 
-// bf16 operands round to 8-bit mantissas (0.4% each; kBf16Tolerance). Below the ReLU (dx, dW1, db1) a few hidden
-// values within the products' rounding of 0 (about 0.3% here) change sides, and each takes its
-// whole gradient with it: an error of sqrt(0.003), about 5%, in norm.
+// bf16 operands round to 8-bit mantissas (0.4% each; kBf16Tolerance). Below the ReLU (dx, dW1, db1)
+// a few hidden values within the products' rounding of 0 (about 0.3% here) change sides, and each
+// takes its whole gradient with it: an error of sqrt(0.003), about 5%, in norm.
 constexpr double kBf16BelowReluTolerance = 8e-2;
 
 struct FfnGradients {

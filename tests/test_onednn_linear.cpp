@@ -4,9 +4,9 @@
 // float32 with its own tolerance.
 #include <gtest/gtest.h>
 
+#include "compare.h"
 #include "config/config.h"
 #include "fixtures.h"
-#include "compare.h"
 #include "kernels/onednn_linear.h"
 #include "model/transformer.h"
 #include "pe/pe.h"
@@ -16,11 +16,10 @@ using namespace pelab::test_compare;
 
 namespace {
 
-constexpr double kTolerance = 1e-5;      // relative norm error, float32
+constexpr double kTolerance = 1e-5;  // relative norm error, float32
 // A whole model's gradients compound the roundings of every product on the way back (measured:
 // up to 4.5 % for the second layer's FFN in the 2-layer d_model 32 test model).
 constexpr double kBf16ModelTolerance = 0.1;
-
 
 }  // namespace
 

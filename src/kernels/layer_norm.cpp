@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/chunked_column_sums.h"
 #include "kernels/layer_norm_rows.h"
 #include "kernels/onednn_linear.h"
 #include "kernels/onednn_linear_parts.h"
@@ -12,9 +13,11 @@ namespace {
 
 // Rows per task, and per partial sum of the parameters' gradients: fixed, so the numbers do not
 // depend on the thread count.
-constexpr int64_t kRowsPerChunk = 128;
+constexpr int64_t kLayerNormRowsPerChunk = 128;
 
-int64_t chunks_of(int64_t rows) { return (rows + kRowsPerChunk - 1) / kRowsPerChunk; }
+int64_t chunks_of(int64_t rows) {
+  return (rows + kLayerNormRowsPerChunk - 1) / kLayerNormRowsPerChunk;
+}
 
 kernels::LayerNormRows rows_of(const torch::Tensor& x, const torch::Tensor& gamma,
                                const torch::Tensor& beta, double eps) {
@@ -40,8 +43,9 @@ torch::Tensor forward_rows(const torch::Tensor& x, const torch::Tensor& gamma,
     rstd_of = rstd->data_ptr<float>();
   }
   at::parallel_for(0, chunks_of(rows), 1, [&](int64_t begin, int64_t end) {
-    kernels::layer_norm_forward_rows(p, begin * kRowsPerChunk, std::min(rows, end * kRowsPerChunk),
-                                     y_float, y_bf16, mean_of, rstd_of);
+    kernels::layer_norm_forward_rows(p, begin * kLayerNormRowsPerChunk,
+                                     std::min(rows, end * kLayerNormRowsPerChunk), y_float, y_bf16,
+                                     mean_of, rstd_of);
   });
   return y;
 }
@@ -64,26 +68,16 @@ class LayerNormFunction : public torch::autograd::Function<LayerNormFunction> {
                &rstd = saved[4];
     const auto p = rows_of(x, gamma, beta, ctx->saved_data["eps"].toDouble());
     const auto dy = grads[0].to(torch::kFloat).contiguous();
-    const int64_t rows = x.numel() / p.cols, chunks = chunks_of(rows);
+    const int64_t rows = x.numel() / p.cols;
     auto dx = torch::empty(x.sizes(), x.options());
-    // Each chunk sums its rows' parameter gradients into its own partial; the partials are added
-    // in chunk order.
-    std::vector<float> partial(2 * chunks * p.cols, 0.0f);
-    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t chunk = begin; chunk < end; ++chunk)
-        kernels::layer_norm_backward_rows(p, dy.data_ptr<float>(), mean.data_ptr<float>(),
-                                          rstd.data_ptr<float>(), chunk * kRowsPerChunk,
-                                          std::min(rows, (chunk + 1) * kRowsPerChunk),
-                                          dx.data_ptr<float>(), partial.data() + 2 * chunk * p.cols,
-                                          partial.data() + (2 * chunk + 1) * p.cols);
-    });
-    auto dgamma = torch::zeros({p.cols}, x.options()), dbeta = torch::zeros({p.cols}, x.options());
-    float *dg = dgamma.data_ptr<float>(), *db = dbeta.data_ptr<float>();
-    for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      for (int64_t j = 0; j < p.cols; ++j) {
-        dg[j] += partial[2 * chunk * p.cols + j];
-        db[j] += partial[(2 * chunk + 1) * p.cols + j];
-      }
+    auto dgamma = torch::empty({p.cols}, x.options()), dbeta = torch::empty({p.cols}, x.options());
+    sum_columns_in_chunks(
+        rows, p.cols, kLayerNormRowsPerChunk, {dgamma.data_ptr<float>(), dbeta.data_ptr<float>()},
+        [&](int64_t first, int64_t last, float* partials) {
+          kernels::layer_norm_backward_rows(p, dy.data_ptr<float>(), mean.data_ptr<float>(),
+                                            rstd.data_ptr<float>(), first, last,
+                                            dx.data_ptr<float>(), partials, partials + p.cols);
+        });
     return {dx, dgamma, dbeta, torch::Tensor()};
   }
 };

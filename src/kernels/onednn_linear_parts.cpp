@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/bf16_convert.h"
+#include "kernels/chunked_column_sums.h"
 #include "kernels/onednn_linear.h"
 
 namespace pelab {
@@ -26,27 +27,12 @@ inline bool positive(uint16_t y_bits) {
   return y > 0.0f;
 }
 
-// Runs row_pass(i, chunk_sums) for every row i over the threads, in fixed chunks of rows; where
-// db is defined, chunk_sums is the chunk's own partial of db (null otherwise), and the partials are
-// added in chunk order, so the numbers do not depend on the thread count.
-template <typename RowPass>
-void rows_summing_columns(int64_t rows, int64_t cols, torch::Tensor& db, RowPass row_pass) {
-  constexpr int64_t kRowsPerChunk = 256;
-  const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  const bool bias_grad = db.defined();
-  std::vector<float> partial(bias_grad ? chunks * cols : 0, 0.0f);
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      float* sums = bias_grad ? partial.data() + chunk * cols : nullptr;
-      const int64_t last = std::min(rows, (chunk + 1) * kRowsPerChunk);
-      for (int64_t i = chunk * kRowsPerChunk; i < last; ++i) row_pass(i, sums);
-    }
-  });
-  if (!bias_grad) return;
-  float* __restrict total = db.data_ptr<float>();
-  std::fill(total, total + cols, 0.0f);
-  for (int64_t chunk = 0; chunk < chunks; ++chunk)
-    for (int64_t j = 0; j < cols; ++j) total[j] += partial[chunk * cols + j];
+// Rows per chunk of the bias gradients' column sums (chunked_column_sums.h).
+constexpr int64_t kBiasRowsPerChunk = 256;
+
+// db's storage as sum_columns_in_chunks' totals: none where no bias gradient is wanted.
+std::vector<float*> totals_of(torch::Tensor& db) {
+  return db.defined() ? std::vector<float*>{db.data_ptr<float>()} : std::vector<float*>{};
 }
 
 void add_row(const float* __restrict row, int64_t cols, float* __restrict sums) {
@@ -63,17 +49,21 @@ void relu_backward_rows(const torch::Tensor& dy, const Y* __restrict out, int64_
   const float* __restrict g = dy.data_ptr<float>();
   float* __restrict d = dz.data_ptr<float>();
   auto* rounded = dz_bf16.defined() ? bf16_bits(dz_bf16) : nullptr;
-  rows_summing_columns(rows, cols, db, [&](int64_t i, float* sums) {
-    const float* __restrict g_row = g + i * cols;
-    const Y* __restrict y_row = out + i * cols;
-    float* __restrict d_row = d + i * cols;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
-      d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
-    }
-    if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
-    if (sums) add_row(d_row, cols, sums);
-  });
+  const bool bias_grad = db.defined();
+  sum_columns_in_chunks(
+      rows, cols, kBiasRowsPerChunk, totals_of(db), [&](int64_t first, int64_t last, float* sums) {
+        for (int64_t i = first; i < last; ++i) {
+          const float* __restrict g_row = g + i * cols;
+          const Y* __restrict y_row = out + i * cols;
+          float* __restrict d_row = d + i * cols;
+          for (int64_t j = 0; j < cols; ++j) {
+            const float gradient = g_row[j];  // loaded unconditionally, so the loop vectorises
+            d_row[j] = positive(y_row[j]) ? gradient : 0.0f;
+          }
+          if (rounded) kernels::convert_to_bf16(d_row, rounded + i * cols, cols);
+          if (bias_grad) add_row(d_row, cols, sums);
+        }
+      });
 }
 
 }  // namespace
@@ -104,10 +94,14 @@ torch::Tensor bias_grad_and_bf16(const torch::Tensor& dy, torch::Tensor& db) {
   auto rounded = torch::empty(rows.sizes(), rows.options().dtype(torch::kBFloat16));
   const float* g = rows.data_ptr<float>();
   uint16_t* r = bf16_bits(rounded);
-  rows_summing_columns(rows.size(0), cols, db, [&](int64_t i, float* sums) {
-    kernels::convert_to_bf16(g + i * cols, r + i * cols, cols);
-    if (sums) add_row(g + i * cols, cols, sums);
-  });
+  const bool bias_grad = db.defined();
+  sum_columns_in_chunks(rows.size(0), cols, kBiasRowsPerChunk, totals_of(db),
+                        [&](int64_t first, int64_t last, float* sums) {
+                          for (int64_t i = first; i < last; ++i) {
+                            kernels::convert_to_bf16(g + i * cols, r + i * cols, cols);
+                            if (bias_grad) add_row(g + i * cols, cols, sums);
+                          }
+                        });
   return rounded;
 }
 
@@ -135,9 +129,9 @@ Bf16HiddenLayer bf16_hidden_layer(const torch::Tensor& x, const torch::Tensor& w
 bool takes_onednn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                   bool use_onednn) {
   // A bf16 x is a bf16 LayerNorm's output (layer_norm.h), already the products' operand.
-  const bool x_type = x.scalar_type() == torch::kFloat ||
-                      (x.scalar_type() == torch::kBFloat16 && bf16_products_enabled() &&
-                       !gradient_wanted({x}));
+  const bool x_type =
+      x.scalar_type() == torch::kFloat ||
+      (x.scalar_type() == torch::kBFloat16 && bf16_products_enabled() && !gradient_wanted({x}));
   return use_onednn && onednn_available() && x.device().is_cpu() && weight.device().is_cpu() &&
          x_type && weight.scalar_type() == torch::kFloat &&
          (!bias.defined() || bias.scalar_type() == torch::kFloat);

@@ -133,8 +133,7 @@ void TransformerImpl::run_block(ForwardState& s, int64_t layer, const torch::Ten
 }
 
 torch::Tensor TransformerImpl::finish(const ForwardState& s) {
-  auto x = final_norm.is_empty() ? s.x
-                                 : layer_norm(final_norm, s.x, s.inputs.explicit_path, false);
+  auto x = final_norm.is_empty() ? s.x : layer_norm(final_norm, s.x, s.inputs.explicit_path, false);
   torch::Tensor pooled;
   if (config_.pooling == "valid") {
     auto weights = s.valid.to(x.dtype()).unsqueeze(2);  // [B, L, 1]
