@@ -25,6 +25,10 @@ if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
   variants+=("bf16 mixed precision (train.precision=bf16)|train.precision=bf16")
   variants+=("bf16, float32 attention (PELAB_FLOAT32_ATTENTION=1)|train.precision=bf16 PELAB_FLOAT32_ATTENTION=1")
 fi
+# ... and on AMX tiles where the CPU has them (the bf16 line above uses them).
+if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then
+  variants+=("bf16, attention products without AMX (PELAB_BF16_ATTENTION_TILES=0)|train.precision=bf16 PELAB_BF16_ATTENTION_TILES=0")
+fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for repeat in $(seq "$REPEATS"); do

@@ -97,5 +97,10 @@ const KernelTable& generic_kernels();
 // train.precision = "bf16"; forward is null where the build has no AVX512_BF16 (the caller
 // checks the CPU).
 const KernelTable& bf16_kernels();
+// The same kernels with their products on AMX tiles (attention_kernel_amx.cpp): the same bits as
+// bf16_kernels(), faster where the CPU has AMX-BF16; forward is null where the build has no AMX.
+const KernelTable& amx_kernels();
+// True where the CPU has AMX-BF16 and Linux granted this process the tiles' state (asked once).
+bool amx_tiles_usable();
 
 }  // namespace pelab::kernels

@@ -8,7 +8,10 @@
 #include "kernels/attention_kernel_bf16.h"
 
 const pelab::kernels::KernelTable& pelab::kernels::bf16_kernels() {
-  return avx512bf16::bf16_kernel_table();
+  using namespace avx512bf16;
+  static const KernelTable table{"avx512bf16", forward_pairs_bf16<vdpbf16_product>,
+                                 backward_pairs_bf16<vdpbf16_product>, kernel_table().dropout};
+  return table;
 }
 #else
 const pelab::kernels::KernelTable& pelab::kernels::bf16_kernels() {

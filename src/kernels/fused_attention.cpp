@@ -47,9 +47,19 @@ std::atomic<const kernels::KernelTable*>& current_table() {
   return table;
 }
 
+// Whether the bf16 kernels run their products on AMX tiles where the CPU has them: yes, unless
+// $PELAB_BF16_ATTENTION_TILES=0 or use_amx_attention_tiles(false) (tests and benchmarks compare).
+std::atomic<bool>& amx_tiles_wanted() {
+  static std::atomic<bool> wanted = [] {
+    const char* setting = std::getenv("PELAB_BF16_ATTENTION_TILES");
+    return !(setting && std::string(setting) == "0");
+  }();
+  return wanted;
+}
+
 // The kernels of one call: under train.precision = "bf16" (Bf16ProductsGuard) the avx512 kernels
-// with bf16 products, where the CPU has AVX512_BF16 and avx512 is the instruction set in use;
-// otherwise the instruction set's float32 kernels.
+// with bf16 products, where the CPU has AVX512_BF16 and avx512 is the instruction set in use, on
+// AMX tiles where it has those too; otherwise the instruction set's float32 kernels.
 // PELAB_FLOAT32_ATTENTION=1 keeps the float32 kernels under bf16 (bench/optimisations.sh measures
 // what the bf16 products buy with it).
 const kernels::KernelTable* kernels_for(bool bf16_products) {
@@ -59,10 +69,12 @@ const kernels::KernelTable* kernels_for(bool bf16_products) {
   }();
   const kernels::KernelTable* table = current_table().load();
   const kernels::KernelTable& bf16 = kernels::bf16_kernels();
-  if (bf16_products && !float32_attention && table == &kernels::avx512_kernels() && bf16.forward &&
-      kernels::bf16_converter_available())
-    return &bf16;
-  return table;
+  if (!bf16_products || float32_attention || table != &kernels::avx512_kernels() || !bf16.forward ||
+      !kernels::bf16_converter_available())
+    return table;
+  const kernels::KernelTable& tiles = kernels::amx_kernels();
+  if (amx_tiles_wanted().load() && tiles.forward && kernels::amx_tiles_usable()) return &tiles;
+  return &bf16;
 }
 
 kernels::StridedOperand operand(const Tensor& t) {
@@ -344,6 +356,12 @@ std::vector<std::string> fused_attention_isas() {
 }
 
 std::string fused_attention_isa() { return kernels_for(bf16_products_enabled())->isa; }
+
+bool amx_attention_tiles_available() {
+  return kernels::amx_kernels().forward && kernels::amx_tiles_usable();
+}
+
+void use_amx_attention_tiles(bool use) { amx_tiles_wanted().store(use); }
 
 void set_fused_attention_isa(const std::string& name) {
   const kernels::KernelTable* table = usable_table(name);

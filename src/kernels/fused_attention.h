@@ -41,10 +41,15 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
 // The instruction sets this CPU can run the kernels with, best first ("avx512", "avx2",
 // "generic"); the kernels in use on this thread (the best, or $PELAB_KERNEL_ISA when set; under a
 // Bf16ProductsGuard, "avx512bf16" in place of "avx512" where the CPU has AVX512_BF16: the same
-// kernels with bf16 products, unless $PELAB_FLOAT32_ATTENTION=1); and a way to choose one (tests
-// compare them, benchmarks time them). Throws std::invalid_argument for an unusable name.
+// kernels with bf16 products, unless $PELAB_FLOAT32_ATTENTION=1; "amx" where it has AMX-BF16
+// too: those kernels with their products on AMX tiles, the same bits); and a way to choose one
+// (tests compare them, benchmarks time them). Throws std::invalid_argument for an unusable name.
 std::vector<std::string> fused_attention_isas();
 std::string fused_attention_isa();
 void set_fused_attention_isa(const std::string& name);
+// Whether this build and CPU can run the bf16 products on AMX tiles, and a switch for them (on
+// by default; $PELAB_BF16_ATTENTION_TILES=0 starts it off), process-wide.
+bool amx_attention_tiles_available();
+void use_amx_attention_tiles(bool use);
 
 }  // namespace pelab
