@@ -113,23 +113,27 @@ TEST(Cli, BenchReportsThatPelabsLoopsReachEveryThread) {
 
 // train.precision = "bf16" runs the attention kernels with bf16 products where the CPU has them;
 // PELAB_FLOAT32_ATTENTION=1 keeps them float32 (bench/optimisations.sh's A/B switch).
-TEST(Cli, BenchNamesTheBf16AttentionKernelsAndTheSwitchThatKeepsFloat32) {
+TEST(Cli, BenchNamesTheBf16AttentionKernelsAndTheSwitchesThatChangeThem) {
   if (!cpu_has_avx512_bf16() || !onednn_available() || fused_attention_isa() != "avx512")
     GTEST_SKIP() << "no AVX512_BF16, no oneDNN or kernels other than avx512";
-  auto attention = [](bool float32_attention) {
-    if (float32_attention) setenv("PELAB_FLOAT32_ATTENTION", "1", 1);
+  // The variable set for one run: PELAB_FLOAT32_ATTENTION=1 or PELAB_BF16_ATTENTION_TILES=0.
+  auto attention = [](const char* variable, const char* value) {
+    if (variable) setenv(variable, value, 1);
     const auto r = run("bench --config " + tiny_config_file() +
                        " train.precision=bf16 --phases eval --seconds 0.1 --warmup 0 --min-steps 1"
                        " --json");
-    unsetenv("PELAB_FLOAT32_ATTENTION");
+    if (variable) unsetenv(variable);
     EXPECT_EQ(r.status, 0) << r.output;
     const auto start = r.output.find('{');
     return start == std::string::npos
                ? std::string()
                : nlohmann::json::parse(r.output.substr(start))["attention"].get<std::string>();
   };
-  EXPECT_EQ(attention(false), "fused (avx512bf16)");
-  EXPECT_EQ(attention(true), "fused (avx512)");
+  // AMX tiles where the CPU has them, VDPBF16PS where it has not or they are switched off.
+  EXPECT_EQ(attention(nullptr, nullptr),
+            amx_attention_tiles_available() ? "fused (amx)" : "fused (avx512bf16)");
+  EXPECT_EQ(attention("PELAB_BF16_ATTENTION_TILES", "0"), "fused (avx512bf16)");
+  EXPECT_EQ(attention("PELAB_FLOAT32_ATTENTION", "1"), "fused (avx512)");
 }
 
 TEST(Cli, PeListShowsEveryEncoding) {
