@@ -88,25 +88,22 @@ inline void product_on_tiles(int64_t K, const Word* A, int64_t a_row, const Word
     _tile_zero(PELAB_TILE_C0);
     if constexpr (two) _tile_zero(PELAB_TILE_C1);
   }
+  // One step of the summed axis on tiles (a, b0, b1): the tile numbers must be literals.
+#define PELAB_TILE_STEP(a, b0, b1)                    \
+  do {                                                \
+    _tile_loadd(a, A + k, a_row * 4);                 \
+    _tile_loadd(b0, B + k * ldb, ldb * 4);            \
+    _tile_dpbf16ps(PELAB_TILE_C0, a, b0);             \
+    if constexpr (two) {                              \
+      _tile_loadd(b1, B + k * ldb + kWidth, ldb * 4); \
+      _tile_dpbf16ps(PELAB_TILE_C1, a, b1);           \
+    }                                                 \
+  } while (false)
   int64_t k = 0;
-  for (; k + kFullStepPairs <= K; k += kFullStepPairs) {
-    _tile_loadd(PELAB_TILE_A, A + k, a_row * 4);
-    _tile_loadd(PELAB_TILE_B0, B + k * ldb, ldb * 4);
-    _tile_dpbf16ps(PELAB_TILE_C0, PELAB_TILE_A, PELAB_TILE_B0);
-    if constexpr (two) {
-      _tile_loadd(PELAB_TILE_B1, B + k * ldb + kWidth, ldb * 4);
-      _tile_dpbf16ps(PELAB_TILE_C1, PELAB_TILE_A, PELAB_TILE_B1);
-    }
-  }
-  if (k < K) {
-    _tile_loadd(PELAB_TILE_HALF_A, A + k, a_row * 4);
-    _tile_loadd(PELAB_TILE_HALF_B0, B + k * ldb, ldb * 4);
-    _tile_dpbf16ps(PELAB_TILE_C0, PELAB_TILE_HALF_A, PELAB_TILE_HALF_B0);
-    if constexpr (two) {
-      _tile_loadd(PELAB_TILE_HALF_B1, B + k * ldb + kWidth, ldb * 4);
-      _tile_dpbf16ps(PELAB_TILE_C1, PELAB_TILE_HALF_A, PELAB_TILE_HALF_B1);
-    }
-  }
+  for (; k + kFullStepPairs <= K; k += kFullStepPairs)
+    PELAB_TILE_STEP(PELAB_TILE_A, PELAB_TILE_B0, PELAB_TILE_B1);
+  if (k < K) PELAB_TILE_STEP(PELAB_TILE_HALF_A, PELAB_TILE_HALF_B0, PELAB_TILE_HALF_B1);
+#undef PELAB_TILE_STEP
   _tile_stored(PELAB_TILE_C0, C, ldc * 4);
   if constexpr (two) _tile_stored(PELAB_TILE_C1, C + kWidth, ldc * 4);
 }

@@ -72,8 +72,7 @@ const kernels::KernelTable* kernels_for(bool bf16_products) {
   if (!bf16_products || float32_attention || table != &kernels::avx512_kernels() || !bf16.forward ||
       !kernels::bf16_converter_available())
     return table;
-  const kernels::KernelTable& tiles = kernels::amx_kernels();
-  if (amx_tiles_wanted().load() && tiles.forward && kernels::amx_tiles_usable()) return &tiles;
+  if (amx_tiles_wanted().load() && amx_attention_tiles_available()) return &kernels::amx_kernels();
   return &bf16;
 }
 
