@@ -11,7 +11,9 @@ then:
                                 [--bf16 small-task1-bf16]
 
 A cell is "within spread" when the difference of the two precisions' seed means is no larger
-than the larger of the two seed ranges (max - min over seeds)."""
+than the larger of the two seed ranges (max - min over seeds). Welch's t (the difference of the
+means over its standard error, each precision's own variance) says how far apart the two are in
+units of their seed noise: |t| above about 2.1 is a difference at the 5% level for ten seeds each."""
 import argparse
 import collections
 import sqlite3
@@ -31,6 +33,14 @@ def accuracies(store, plan):
     return cells
 
 
+def welch_t(a, b):
+    """(mean(b) - mean(a)) / sqrt(var(a)/n_a + var(b)/n_b), or "-" when both vary by nothing."""
+    if len(a) < 2 or len(b) < 2:
+        return "-"
+    error = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    return f"{(statistics.mean(b) - statistics.mean(a)) / error:+.1f}" if error > 0 else "-"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", default="runs/pelab.db")
@@ -43,8 +53,9 @@ def main():
         sys.exit(f"precision_accuracy: no finished runs of plan '{args.fp32 if not fp32 else args.bf16}'"
                  f" in {args.store}; train both plans first (see --help)")
     print("| setup | experiment | pe | task | fp32 (seeds; epochs) | bf16 (seeds; epochs) "
-          "| bf16 - fp32 (means) | larger seed range | within spread? |")
-    print("| --- | --- | --- | --- | --- | --- | ---: | ---: | --- |")
+          "| fp32 mean (sd) | bf16 mean (sd) | bf16 - fp32 (means) | larger seed range "
+          "| within spread? | Welch t |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | ---: | ---: | --- | ---: |")
     within, differences = 0, []
     for cell in sorted(fp32):
         if cell not in bf16 or set(fp32[cell]) != set(bf16[cell]):
@@ -63,8 +74,13 @@ def main():
             return ", ".join(f"{runs[s][0]:.3f}" for s in seeds) + "; " + "/".join(
                 str(runs[s][1]) for s in seeds)
 
-        print(f"| {' | '.join(cell)} | {show(fp32[cell])} | {show(bf16[cell])} | {diff:+.3f} "
-              f"| {spread:.3f} | {'yes' if ok else '**no**'} |")
+        def mean_sd(values):
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.3f} ({sd:.3f})"
+
+        print(f"| {' | '.join(cell)} | {show(fp32[cell])} | {show(bf16[cell])} | {mean_sd(a)} "
+              f"| {mean_sd(b)} | {diff:+.3f} | {spread:.3f} | {'yes' if ok else '**no**'} "
+              f"| {welch_t(a, b)} |")
     print(f"\n{within} of {len(differences)} cells within spread; mean |bf16 - fp32| "
           f"{statistics.mean(differences):.3f}, largest {max(differences):.3f}")
 

@@ -240,6 +240,30 @@ TEST(OnednnLinear, WholeModelMatchesExplicitPathForEveryPeAndMask) {
   }
 }
 
+// MLA's packed projections (one product per input, split_packed_heads) and its one-pass
+// [content | rotary] heads against separate at::linear layers and torch::cat, in each variant
+// of the query path: with and without a query latent, one rotary query shared by every head
+// (the authors') or one per head, keys from the residual stream and from the embeddings.
+TEST(OnednnLinear, MlaPackedProjectionsMatchSeparateLayersInEveryVariant) {
+  for (int64_t query_latent : {0, 10}) {
+    for (bool shared_rotary_query : {true, false}) {
+      for (bool from_embeddings : {false, true}) {
+        const std::string label = "mla q_latent=" + std::to_string(query_latent) +
+                                  (shared_rotary_query ? " shared" : " per-head") +
+                                  (from_embeddings ? " kv=embedding" : " kv=residual");
+        ModelConfig fast = model_config("mla", "padding", true),
+                    reference = model_config("mla", "padding", false);
+        for (ModelConfig* m : {&fast, &reference}) {
+          m->mla_q_latent = query_latent;
+          m->mla_shared_rotary_query = shared_rotary_query;
+        }
+        expect_close(run_model(fast, false, from_embeddings),
+                     run_model(reference, false, from_embeddings), kTolerance, label);
+      }
+    }
+  }
+}
+
 // bf16 mixed precision: bf16 operands in the products, float32 everywhere else. Against the
 // float32 path within the bf16 tolerance, and visibly not float32 (the products did round).
 TEST(OnednnLinear, Bf16WholeModelMatchesFloat32WithinItsTolerance) {

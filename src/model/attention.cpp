@@ -4,7 +4,7 @@
 
 #include "kernels/fused_attention.h"
 #include "kernels/onednn_linear.h"
-#include "model/qkv_heads.h"
+#include "model/packed_heads.h"
 
 namespace pelab {
 

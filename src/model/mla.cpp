@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "kernels/onednn_linear.h"
+#include "model/head_channels.h"
+#include "model/packed_heads.h"
 
 namespace pelab {
 
@@ -38,36 +40,85 @@ LatentAttention::LatentAttention(const ModelConfig& c, PositionalEncodingPtr pe)
     query_in = c.mla_q_latent;
   }
   query_up = register_module("query_up", Linear(LinearOptions(query_in, inner).bias(false)));
-  const int64_t rotary_queries = shared_rotary_query_ ? 1 : heads_;
   query_rope = register_module(
-      "query_rope", Linear(LinearOptions(query_in, rotary_queries * rope_dim_).bias(false)));
+      "query_rope", Linear(LinearOptions(query_in, rotary_queries() * rope_dim_).bias(false)));
   output = register_module("output", Linear(inner, d));
+  key_rope_zero_bias_ = torch::zeros({rope_dim_});  // not a parameter: checkpoints stay as they are
+}
+
+LatentAttention::Projections LatentAttention::separate_projections(const AttentionInputs& in,
+                                                                   bool onednn) {
+  auto project = [onednn](const torch::nn::Linear& layer, const torch::Tensor& x) {
+    return linear(layer, x, onednn);
+  };
+  Projections p;
+  auto latent_kv = kv_norm(project(kv_down, in.keys_from));  // [B, L, d_c]
+  p.k_content = split_heads(project(key_up, latent_kv), heads_);
+  p.v = split_heads(project(value_up, latent_kv), heads_);
+  p.k_rotary = project(key_rope, in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
+  auto query_source =
+      !query_down.is_empty() ? query_norm(project(query_down, in.queries_from)) : in.queries_from;
+  p.q_content = split_heads(project(query_up, query_source), heads_);
+  p.q_rotary = split_heads(project(query_rope, query_source), rotary_queries());
+  return p;
+}
+
+// The same projections, one oneDNN product per input: keys_from feeds kv_down and key_rope, the
+// latent feeds key_up and value_up, the query source feeds query_up and query_rope. Each takes
+// the two weights concatenated and its output is split into views whose gradients go back
+// packed (packed_heads.h): per input one dX product instead of two products and an add.
+LatentAttention::Projections LatentAttention::packed_projections(const AttentionInputs& in) {
+  const int64_t latent = kv_down->weight.size(0), inner = key_up->weight.size(0);
+  const int64_t rotary_query_heads = rotary_queries();
+  Projections p;
+  const auto from_keys = split_packed_heads(
+      linear(in.keys_from, concatenated_weights({kv_down->weight, key_rope->weight}),
+             concatenated_weights({kv_down->bias, key_rope_zero_bias_})),
+      {{latent, 1}, {rope_dim_, 1}});
+  auto latent_kv = kv_norm(from_keys[0].squeeze(1));  // [B, L, d_c]
+  p.k_rotary = from_keys[1];                          // [B, 1, L, d_R]
+  const auto from_latent = split_packed_heads(
+      linear(latent_kv, concatenated_weights({key_up->weight, value_up->weight}), torch::Tensor()),
+      {{inner, heads_}, {inner, heads_}});
+  p.k_content = from_latent[0];
+  p.v = from_latent[1];
+  auto query_source =
+      !query_down.is_empty() ? query_norm(linear(query_down, in.queries_from)) : in.queries_from;
+  const auto from_queries = split_packed_heads(
+      linear(query_source, concatenated_weights({query_up->weight, query_rope->weight}),
+             torch::Tensor()),
+      {{inner, heads_}, {rotary_query_heads * rope_dim_, rotary_query_heads}});
+  p.q_content = from_queries[0];
+  p.q_rotary = from_queries[1];
+  return p;
 }
 
 torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
   const bool onednn = onednn_ && !in.explicit_path;
-  auto project = [onednn](const torch::nn::Linear& layer, const torch::Tensor& x) {
-    return linear(layer, x, onednn);
-  };
-  auto latent_kv = kv_norm(project(kv_down, in.keys_from));  // [B, L, d_c]
-  auto k_content = split_heads(project(key_up, latent_kv), heads_);
-  auto v = split_heads(project(value_up, latent_kv), heads_);
-  auto k_rotary = project(key_rope, in.keys_from).unsqueeze(1);  // [B, 1, L, d_R]
-  auto query_source =
-      !query_down.is_empty() ? query_norm(project(query_down, in.queries_from)) : in.queries_from;
-  auto q_content = split_heads(project(query_up, query_source), heads_);
-  auto q_rotary = split_heads(project(query_rope, query_source), shared_rotary_query_ ? 1 : heads_);
-  std::tie(q_rotary, k_rotary) = pe_->rotate(q_rotary, k_rotary, in.positions);
+  const bool packed = onednn && onednn_available() && in.keys_from.scalar_type() == torch::kFloat &&
+                      in.keys_from.device().is_cpu();
+  Projections p = packed ? packed_projections(in) : separate_projections(in, onednn);
+  std::tie(p.q_rotary, p.k_rotary) = pe_->rotate(p.q_rotary, p.k_rotary, in.positions);
   // q_C . k_C + q_R . k_R is one dot product over the concatenated channels [d_h + d_R]; the
   // shared rotary key (and query) is broadcast to every head.
-  const auto B = q_content.size(0), L = q_content.size(2);
-  auto q = torch::cat({q_content, q_rotary.expand({B, heads_, L, rope_dim_})}, -1);
-  auto k = torch::cat({k_content, k_rotary.expand({B, heads_, k_rotary.size(2), rope_dim_})}, -1);
+  // concat_head_channels is that concatenation in one pass; the explicit path (double
+  // back-propagation) and tensors it does not take keep torch::cat.
+  auto concat = [&](const torch::Tensor& content, const torch::Tensor& rotary) {
+    const bool one_pass = !in.explicit_path && content.scalar_type() == torch::kFloat &&
+                          rotary.scalar_type() == torch::kFloat && content.device().is_cpu() &&
+                          rotary.device().is_cpu() && content.stride(3) == 1 &&
+                          rotary.stride(3) == 1;
+    if (one_pass) return concat_head_channels(content, rotary);
+    const auto B = content.size(0), L = content.size(2);
+    return torch::cat({content, rotary.expand({B, heads_, L, rope_dim_})}, -1);
+  };
+  auto q = concat(p.q_content, p.q_rotary);
+  auto k = concat(p.k_content, p.k_rotary);
   return project_output(
       output,
-      scaled_dot_product_attention(q, k, v, {}, 1.0 / std::sqrt(double(head_dim_ + rope_dim_)), in,
-                                   attention_dropout_, is_training(), fused_),
+      scaled_dot_product_attention(q, k, p.v, {}, 1.0 / std::sqrt(double(head_dim_ + rope_dim_)),
+                                   in, attention_dropout_, is_training(), fused_),
       in, onednn);
 }
 

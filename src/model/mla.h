@@ -38,12 +38,21 @@ class LatentAttention : public AttentionBlock {
   RmsNorm kv_norm{nullptr}, query_norm{nullptr};
 
  private:
+  // The projections of one forward pass: [B, H, L, d_h] content, [B, 1 or H, L, d_R] rotary.
+  struct Projections {
+    torch::Tensor q_content, q_rotary, k_content, k_rotary, v;
+  };
+  Projections separate_projections(const AttentionInputs& inputs, bool onednn);
+  Projections packed_projections(const AttentionInputs& inputs);
+  int64_t rotary_queries() const { return shared_rotary_query_ ? 1 : heads_; }
+
   int64_t heads_, head_dim_, rope_dim_;
   bool shared_rotary_query_;
   double attention_dropout_;
   bool fused_;
   bool onednn_;  // linear layers through oneDNN (model.onednn_linear)
   PositionalEncodingPtr pe_;
+  torch::Tensor key_rope_zero_bias_;  // key_rope has no bias: zeros beside kv_down's in one product
 };
 
 }  // namespace pelab
