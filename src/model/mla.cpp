@@ -102,14 +102,12 @@ torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   std::tie(p.q_rotary, p.k_rotary) = pe_->rotate(p.q_rotary, p.k_rotary, in.positions);
   // q_C . k_C + q_R . k_R is one dot product over the concatenated channels [d_h + d_R]; the
   // shared rotary key (and query) is broadcast to every head.
-  // concat_head_channels is that concatenation in one pass; the explicit path (double
-  // back-propagation) and tensors it does not take keep torch::cat.
+  // concat_head_channels is that concatenation in one pass, taken with the packed products;
+  // at::linear's path (the explicit one for double back-propagation, CUDA,
+  // model.onednn_linear=false) keeps torch::cat, so that it stays an independent reference.
   auto concat = [&](const torch::Tensor& content, const torch::Tensor& rotary) {
-    const bool one_pass = !in.explicit_path && content.scalar_type() == torch::kFloat &&
-                          rotary.scalar_type() == torch::kFloat && content.device().is_cpu() &&
-                          rotary.device().is_cpu() && content.stride(3) == 1 &&
-                          rotary.stride(3) == 1;
-    if (one_pass) return concat_head_channels(content, rotary);
+    if (packed && content.stride(3) == 1 && rotary.stride(3) == 1)
+      return concat_head_channels(content, rotary);
     const auto B = content.size(0), L = content.size(2);
     return torch::cat({content, rotary.expand({B, heads_, L, rope_dim_})}, -1);
   };
