@@ -1,10 +1,9 @@
 // The machine's own float32 ceiling: fused multiply-adds per second with nothing else in the loop
 // (no loads, no stores), one thread per core, so that docs/PERFORMANCE.md can set pelab's rates
 // and oneDNN's against the hardware rather than against another library.
-//   g++ -O2 -mavx512f -mfma -pthread bench/fma_peak.cpp -o /tmp/fma_peak && /tmp/fma_peak 2
-// (AVX2 only: -mavx2 -mfma -DFMA_PEAK_AVX2.) Prints the best of three rounds per thread count.
-#include <immintrin.h>
-
+//   g++ -O2 -mavx512f -mfma -ffp-contract=fast -pthread bench/fma_peak.cpp -o /tmp/fma_peak
+//   /tmp/fma_peak 2
+// (AVX2 only: -mavx2 -mfma instead.) Prints the best of three rounds per thread count.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,19 +11,14 @@
 #include <thread>
 #include <vector>
 
-#if defined(FMA_PEAK_AVX2)
-using Vec = __m256;
-constexpr int kLanes = 8;
-inline Vec splat(float x) { return _mm256_set1_ps(x); }
-inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline float first(Vec a) { return _mm256_cvtss_f32(a); }
-#else
-using Vec = __m512;
+// One vector register of floats as GCC's vector type: the compile flags pick the width, and
+// -ffp-contract=fast makes each acc * a + b one fused multiply-add.
+#if defined(__AVX512F__)
 constexpr int kLanes = 16;
-inline Vec splat(float x) { return _mm512_set1_ps(x); }
-inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float first(Vec a) { return _mm512_cvtss_f32(a); }
+#else
+constexpr int kLanes = 8;
 #endif
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 // 24 independent accumulators: more than latency (4 cycles) x FMA ports (2) chains, so the
 // ports, not the dependencies, set the pace. No asm barriers: they made GCC add register moves
@@ -33,14 +27,14 @@ constexpr int kChains = 24;
 
 float fma_loop(long iterations) {
   Vec acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = splat(0.001f * static_cast<float>(i));
-  const Vec a = splat(0.999999f), b = splat(1e-7f);
+  for (int i = 0; i < kChains; ++i) acc[i] = Vec{} + 0.001f * static_cast<float>(i);
+  const Vec a = Vec{} + 0.999999f, b = Vec{} + 1e-7f;
   for (long n = 0; n < iterations; ++n) {
 #pragma GCC unroll 24
-    for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], a, b);
+    for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * a + b;
   }
   float sum = 0.0f;  // used, so the loop cannot be dropped
-  for (int i = 0; i < kChains; ++i) sum += first(acc[i]);
+  for (int i = 0; i < kChains; ++i) sum += acc[i][0];
   return sum;
 }
 

@@ -69,7 +69,7 @@ LatentAttention::Projections LatentAttention::separate_projections(const Attenti
 // packed (packed_heads.h): per input one dX product instead of two products and an add.
 LatentAttention::Projections LatentAttention::packed_projections(const AttentionInputs& in) {
   const int64_t latent = kv_down->weight.size(0), inner = key_up->weight.size(0);
-  const int64_t rotary_query_heads = rotary_queries();
+  const int64_t rotary_heads = rotary_queries();
   Projections p;
   const auto from_keys = split_packed_heads(
       linear(in.keys_from, concatenated_weights({kv_down->weight, key_rope->weight}),
@@ -87,7 +87,7 @@ LatentAttention::Projections LatentAttention::packed_projections(const Attention
   const auto from_queries = split_packed_heads(
       linear(query_source, concatenated_weights({query_up->weight, query_rope->weight}),
              torch::Tensor()),
-      {{inner, heads_}, {rotary_query_heads * rope_dim_, rotary_query_heads}});
+      {{inner, heads_}, {rotary_heads * rope_dim_, rotary_heads}});
   p.q_content = from_queries[0];
   p.q_rotary = from_queries[1];
   return p;
@@ -96,8 +96,10 @@ LatentAttention::Projections LatentAttention::packed_projections(const Attention
 torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   // The explicit path is for double back-propagation: oneDNN's backward is not differentiable.
   const bool onednn = onednn_ && !in.explicit_path;
-  const bool packed = onednn && onednn_available() && in.keys_from.scalar_type() == torch::kFloat &&
-                      in.keys_from.device().is_cpu();
+  // The packed split takes float32 CPU tensors (linear() itself falls back where oneDNN cannot
+  // run).
+  const bool packed =
+      onednn && in.keys_from.scalar_type() == torch::kFloat && in.keys_from.device().is_cpu();
   Projections p = packed ? packed_projections(in) : separate_projections(in, onednn);
   std::tie(p.q_rotary, p.k_rotary) = pe_->rotate(p.q_rotary, p.k_rotary, in.positions);
   // q_C . k_C + q_R . k_R is one dot product over the concatenated channels [d_h + d_R]; the
@@ -106,8 +108,7 @@ torch::Tensor LatentAttention::forward(const AttentionInputs& in) {
   // at::linear's path (the explicit one for double back-propagation, CUDA,
   // model.onednn_linear=false) keeps torch::cat, so that it stays an independent reference.
   auto concat = [&](const torch::Tensor& content, const torch::Tensor& rotary) {
-    if (packed && content.stride(3) == 1 && rotary.stride(3) == 1)
-      return concat_head_channels(content, rotary);
+    if (packed) return concat_head_channels(content, rotary);
     const auto B = content.size(0), L = content.size(2);
     return torch::cat({content, rotary.expand({B, heads_, L, rope_dim_})}, -1);
   };
